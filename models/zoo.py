@@ -1,0 +1,3 @@
+"""Imports every architecture module so that their ``@register_model`` decorators run."""
+
+from . import lenet  # noqa: F401

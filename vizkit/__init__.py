@@ -1,0 +1,46 @@
+"""vizkit: see inside convolutional networks.
+
+Every public function takes a Keras model (Sequential, functional, nested or subclassed) and
+returns NumPy arrays; drawing lives in :mod:`vizkit.plot`. Submodules are imported on first use
+so that ``import vizkit`` (and the command line's ``--help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "filters": "kernels",
+    "feature_maps": "activations",
+    "hypercolumns": "hypercolumn",
+    "top_activating": "top_examples",
+    "diagnose": "diagnosis",
+    "Diagnosis": "diagnosis",
+    "saliency": "attribution",
+    "gradcam": "cam",
+    "occlusion": "perturbation",
+    "maximize": "activation_max",
+    "deepdream": "dream",
+    "export": "report",
+    "VisualizationCallback": "callbacks",
+    "layer_paths": "_layers",
+}
+
+__all__ = [*_API, "plot", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "plot":
+        return importlib.import_module(".plot", __name__)
+    if name not in _API:
+        raise AttributeError(f"module 'vizkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,116 @@
+"""Finding layers by name, path or index in any Keras model (Sequential, functional, nested)."""
+
+from __future__ import annotations
+
+import keras
+
+CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+
+
+def iter_layers(model: keras.Model, prefix: str = "") -> list[tuple[str, keras.layers.Layer]]:
+    """All layers of ``model`` in order as ``(path, layer)``, nested models flattened.
+
+    A nested model appears itself (``"backbone"``) and then its inner layers
+    (``"backbone/block1_conv1"``). Input layers are skipped.
+    """
+    out: list[tuple[str, keras.layers.Layer]] = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        path = f"{prefix}{layer.name}"
+        out.append((path, layer))
+        if isinstance(layer, keras.Model) or getattr(layer, "layers", None):
+            out.extend(iter_layers(layer, prefix=f"{path}/"))
+    return out
+
+
+def layer_paths(model: keras.Model) -> list[str]:
+    """Paths of every layer of ``model``, as accepted by :func:`resolve_layer`."""
+    return [p for p, _ in iter_layers(model)]
+
+
+def resolve_layer(model: keras.Model, layer: str | int | keras.layers.Layer) -> tuple[str, keras.layers.Layer]:
+    """Look up ``layer`` by path (``"backbone/block3_conv2"``), plain name, index or object.
+
+    Returns
+    -------
+    (path, layer)
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or an out-of-range index; the message lists the available layers.
+    TypeError
+        For anything that is not a str, int or Layer.
+    """
+    layers = iter_layers(model)
+    if isinstance(layer, keras.layers.Layer):
+        for path, obj in layers:
+            if obj is layer:
+                return path, obj
+        raise ValueError(f"layer {layer.name!r} is not part of model {model.name!r}; {_listing(layers)}")
+    if isinstance(layer, bool) or not isinstance(layer, (str, int)):
+        raise TypeError(f"layer must be a layer name (str) or index (int), got {type(layer).__name__}: {layer!r}")
+    if isinstance(layer, int):
+        # Indices count the flattened list (nested layers included), as the error listing shows.
+        if not -len(layers) <= layer < len(layers):
+            raise ValueError(f"layer index {layer} is out of range for {len(layers)} layers; {_listing(layers)}")
+        return layers[layer]
+    for path, obj in layers:
+        if path == layer:
+            return path, obj
+    matches = [(p, obj) for p, obj in layers if p.rsplit("/", 1)[-1] == layer]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ValueError(f"layer name {layer!r} is ambiguous; use one of {[p for p, _ in matches]}")
+    raise ValueError(f"unknown layer {layer!r}; {_listing(layers)}")
+
+
+def resolve_layers(model: keras.Model, layers) -> list[str]:
+    """Paths for ``layers`` (one spec or a list of specs); ``None`` means every layer."""
+    if layers is None:
+        return layer_paths(model)
+    if isinstance(layers, (str, int, keras.layers.Layer)):
+        layers = [layers]
+    paths = [resolve_layer(model, spec)[0] for spec in layers]
+    if not paths:
+        raise ValueError("layers is empty; pass None for every layer or at least one layer name or index")
+    return list(dict.fromkeys(paths))
+
+
+def conv_layer_paths(model: keras.Model) -> list[str]:
+    """Paths of every convolution layer (any rank, including separable/depthwise/transposed)."""
+    return [p for p, layer in iter_layers(model) if is_conv(layer)]
+
+
+def is_conv(layer: keras.layers.Layer) -> bool:
+    """True for convolution-like layers with a spatial kernel."""
+    name = type(layer).__name__
+    return isinstance(layer, CONV_TYPES) or "Conv" in name and hasattr(layer, "kernel_size")
+
+
+def last_conv_layer(model: keras.Model) -> str:
+    """Path of the last convolution layer with a 4-D output (Grad-CAM's default target)."""
+    for path, layer in reversed(iter_layers(model)):
+        if is_conv(layer) and _rank(layer) == 4:
+            return path
+    for path, layer in reversed(iter_layers(model)):
+        if _rank(layer) == 4 and not isinstance(layer, keras.Model):
+            return path
+    raise ValueError(
+        f"model {model.name!r} has no layer with a 4-D (N, H, W, C) output; "
+        "pass layer= explicitly or use a convolutional model"
+    )
+
+
+def _rank(layer: keras.layers.Layer) -> int:
+    try:
+        return len(layer.output.shape)
+    except (AttributeError, ValueError):
+        return -1
+
+
+def _listing(layers: list[tuple[str, keras.layers.Layer]]) -> str:
+    names = [f"{i}: {p}" for i, (p, _) in enumerate(layers)]
+    return "available layers: " + ", ".join(names)
