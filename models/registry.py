@@ -39,7 +39,9 @@ def get_builder(name: str) -> Builder:
     _import_builders()
     key = str(name).lower()
     if key not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(
+            f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}"
+        )
     return _REGISTRY[key]
 
 
@@ -60,10 +62,14 @@ def create_model(
         Builder-specific options (``include_top``, ``width``, ...).
     """
     if len(tuple(input_shape)) != 3 or any(int(d) <= 0 for d in input_shape):
-        raise ValueError(f"input_shape must be (height, width, channels) of positive ints, got {input_shape!r}")
+        raise ValueError(
+            f"input_shape must be (height, width, channels) of positive ints, got {input_shape!r}"
+        )
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes!r}")
-    return get_builder(name)(input_shape=tuple(int(d) for d in input_shape), num_classes=int(num_classes), **kwargs)
+    return get_builder(name)(
+        input_shape=tuple(int(d) for d in input_shape), num_classes=int(num_classes), **kwargs
+    )
 
 
 def _import_builders() -> None:

@@ -54,10 +54,14 @@ class Tap:
         if self.relu not in RELU_MODES:
             raise ValueError(f"relu must be one of {RELU_MODES}, got {self.relu!r}")
         if self.preprocess is not None and not callable(self.preprocess):
-            raise TypeError(f"preprocess must be callable or None, got {type(self.preprocess).__name__}")
+            raise TypeError(
+                f"preprocess must be callable or None, got {type(self.preprocess).__name__}"
+            )
 
 
-def forward(model: keras.Model, x: tf.Tensor, tap: Tap = Tap()) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
+def forward(
+    model: keras.Model, x: tf.Tensor, tap: Tap = Tap()
+) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
     """Run ``model`` on ``x`` with the changes ``tap`` asks for.
 
     Returns
@@ -81,7 +85,9 @@ def forward(model: keras.Model, x: tf.Tensor, tap: Tap = Tap()) -> tuple[list[tf
     return outputs, {p: tf.cast(captured[p], tf.float32) for p in tap.capture}
 
 
-def compiled(model: keras.Model, key: tuple, make: Callable[[], tuple[Callable, Sequence[tf.TensorSpec]]]):
+def compiled(
+    model: keras.Model, key: tuple, make: Callable[[], tuple[Callable, Sequence[tf.TensorSpec]]]
+):
     """A ``tf.function`` cached on ``model`` under ``key``.
 
     ``make()`` returns ``(python_function, input_signature)``; it is only called on a cache miss.
@@ -120,7 +126,11 @@ def check_batch_size(batch_size: int | None) -> int:
     """Validate a chunk size (``None`` means the default of 32)."""
     if batch_size is None:
         return DEFAULT_BATCH_SIZE
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     return int(batch_size)
 
@@ -262,7 +272,10 @@ def _final_layer(model):
         return None
     if isinstance(layer, keras.layers.Softmax):
         return layer, "layer"
-    if getattr(layer, "activation", None) is not None and getattr(layer.activation, "__name__", "") == "softmax":
+    if (
+        getattr(layer, "activation", None) is not None
+        and getattr(layer.activation, "__name__", "") == "softmax"
+    ):
         return layer, "activation"
     return None
 
@@ -273,7 +286,9 @@ def _output_layer(model):
         history = getattr(outputs[0], "_keras_history", None)
         if history is not None:
             return history.operation
-    layers = [lyr for lyr in getattr(model, "layers", []) if not isinstance(lyr, keras.layers.InputLayer)]
+    layers = [
+        lyr for lyr in getattr(model, "layers", []) if not isinstance(lyr, keras.layers.InputLayer)
+    ]
     return layers[-1] if layers else None
 
 
@@ -297,7 +312,11 @@ def _patch_relu(layer, mode: str, undo: list) -> None:
 
 
 def _plain_relu_layer(layer) -> bool:
-    return layer.max_value is None and float(layer.negative_slope) == 0.0 and float(layer.threshold) == 0.0
+    return (
+        layer.max_value is None
+        and float(layer.negative_slope) == 0.0
+        and float(layer.threshold) == 0.0
+    )
 
 
 @tf.custom_gradient

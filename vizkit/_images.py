@@ -55,10 +55,12 @@ def to_batch(
         raise ValueError(f"{name} has a zero-sized dimension: shape {arr.shape}")
     scaled = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
     if not np.all(np.isfinite(scaled)):
-        raise ValueError(f"{name} contains NaN or infinite pixel values; clean them before visualising")
+        raise ValueError(
+            f"{name} contains NaN or infinite pixel values; clean them before visualising"
+        )
     if expected is not None:
         scaled = _match_channels(scaled, expected[2], name)
-        for axis, (got, want) in enumerate(zip(scaled.shape[1:3], expected[:2])):
+        for axis, (got, want) in enumerate(zip(scaled.shape[1:3], expected[:2], strict=True)):
             if want is not None and got != want:
                 dim = "height" if axis == 0 else "width"
                 raise ValueError(

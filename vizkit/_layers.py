@@ -29,7 +29,9 @@ def layer_paths(model: keras.Model) -> list[str]:
     return [p for p, _ in iter_layers(model)]
 
 
-def resolve_layer(model: keras.Model, layer: str | int | keras.layers.Layer) -> tuple[str, keras.layers.Layer]:
+def resolve_layer(
+    model: keras.Model, layer: str | int | keras.layers.Layer
+) -> tuple[str, keras.layers.Layer]:
     """Look up ``layer`` by path (``"backbone/block3_conv2"``), plain name, index or object.
 
     Returns
@@ -48,13 +50,19 @@ def resolve_layer(model: keras.Model, layer: str | int | keras.layers.Layer) -> 
         for path, obj in layers:
             if obj is layer:
                 return path, obj
-        raise ValueError(f"layer {layer.name!r} is not part of model {model.name!r}; {_listing(layers)}")
+        raise ValueError(
+            f"layer {layer.name!r} is not part of model {model.name!r}; {_listing(layers)}"
+        )
     if isinstance(layer, bool) or not isinstance(layer, (str, int)):
-        raise TypeError(f"layer must be a layer name (str) or index (int), got {type(layer).__name__}: {layer!r}")
+        raise TypeError(
+            f"layer must be a layer name (str) or index (int), got {type(layer).__name__}: {layer!r}"
+        )
     if isinstance(layer, int):
         # Indices count the flattened list (nested layers included), as the error listing shows.
         if not -len(layers) <= layer < len(layers):
-            raise ValueError(f"layer index {layer} is out of range for {len(layers)} layers; {_listing(layers)}")
+            raise ValueError(
+                f"layer index {layer} is out of range for {len(layers)} layers; {_listing(layers)}"
+            )
         return layers[layer]
     for path, obj in layers:
         if path == layer:
@@ -75,7 +83,9 @@ def resolve_layers(model: keras.Model, layers) -> list[str]:
         layers = [layers]
     paths = [resolve_layer(model, spec)[0] for spec in layers]
     if not paths:
-        raise ValueError("layers is empty; pass None for every layer or at least one layer name or index")
+        raise ValueError(
+            "layers is empty; pass None for every layer or at least one layer name or index"
+        )
     return list(dict.fromkeys(paths))
 
 
@@ -87,7 +97,7 @@ def conv_layer_paths(model: keras.Model) -> list[str]:
 def is_conv(layer: keras.layers.Layer) -> bool:
     """True for convolution-like layers with a spatial kernel."""
     name = type(layer).__name__
-    return isinstance(layer, CONV_TYPES) or "Conv" in name and hasattr(layer, "kernel_size")
+    return isinstance(layer, CONV_TYPES) or ("Conv" in name and hasattr(layer, "kernel_size"))
 
 
 def last_conv_layer(model: keras.Model) -> str:
