@@ -29,12 +29,14 @@ _API = {
     "layer_paths": "_layers",
 }
 
-__all__ = [*_API, "plot", "__version__"]
+_SUBPACKAGES = ("plot", "optimize", "attribution")
+
+__all__ = [*_API, *_SUBPACKAGES, "__version__"]
 
 
 def __getattr__(name: str):
-    if name == "plot":
-        return importlib.import_module(".plot", __name__)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     if name not in _API:
         raise AttributeError(f"module 'vizkit' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)

@@ -1,0 +1,157 @@
+"""Grad-CAM and Grad-CAM++ on hand-built conv models with known answers."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vizkit
+
+
+def identity_cam_model(shape=(8, 8, 1), pool=False):
+    """conv1x1 copies the image into channel 0 and its negative into channel 1; class c reads
+    channel c through global average pooling, so class 0's Grad-CAM is the image itself."""
+    layers = [
+        keras.Input(shape),
+        keras.layers.Conv2D(2, 1, activation="relu", name="conv"),
+    ]
+    if pool:
+        layers.append(keras.layers.AveragePooling2D(2, name="pool"))
+    layers += [
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dense(2, activation="softmax", name="out"),
+    ]
+    m = keras.Sequential(layers)
+    m.get_layer("conv").set_weights([np.array([[[[1.0, -1.0]]]], np.float32), np.zeros(2)])
+    m.get_layer("out").set_weights([np.eye(2, dtype=np.float32), np.zeros(2, np.float32)])
+    return m
+
+
+def bright_square(shape, rows, cols):
+    x = np.full((1, *shape, 1), 0.05, np.float32)
+    x[0, rows, cols] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("plus_plus", [False, True])
+def test_cam_of_an_identity_feature_map_is_the_normalised_image(plus_plus):
+    m = identity_cam_model()
+    x = bright_square((8, 8), slice(1, 4), slice(5, 8))
+    x[0, 6, 2] = 0.5
+    cam = vizkit.gradcam(m, x, 0, plus_plus=plus_plus)
+    assert cam.shape == (1, 8, 8) and cam.dtype == np.float32
+    np.testing.assert_allclose(cam[0], x[0, ..., 0] / x.max(), rtol=1e-5)
+    assert m.get_layer("out").activation is keras.activations.softmax
+
+
+def test_cam_is_upsampled_to_non_square_inputs_in_height_width_order():
+    m = identity_cam_model((8, 12, 1), pool=True)
+    x = bright_square((8, 12), slice(0, 4), slice(8, 12))  # top-right block
+    cam = vizkit.gradcam(m, x, 0, layer="pool")
+    assert cam.shape == (1, 8, 12)
+    pooled = x[0, ..., 0].reshape(4, 2, 6, 2).mean(axis=(1, 3))
+    expected = tf.image.resize(pooled[None, ..., None], (8, 12), method="bilinear")[0, ..., 0]
+    np.testing.assert_allclose(cam[0], expected / np.max(expected), rtol=1e-5)
+    assert cam[0, :3, 9:].min() == 1.0 and cam[0, 4:, :6].max() < 0.2
+    # Default layer is the last convolution, here at input resolution.
+    np.testing.assert_allclose(vizkit.gradcam(m, x, 0)[0], x[0, ..., 0], rtol=1e-5)
+
+
+def test_class_one_highlights_the_dark_background():
+    m = identity_cam_model()
+    x = bright_square((8, 8), slice(0, 4), slice(0, 4))
+    x[0, 4:, 4:] = -1.0  # channel 1 = relu(-x) fires only here
+    cam = vizkit.gradcam(m, x, 1)[0]
+    np.testing.assert_allclose(cam[4:, 4:], 1.0)
+    np.testing.assert_allclose(cam[:4, :4], 0.0)
+
+
+def trained_like_conv_model():
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((12, 10, 3))
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inp)
+    h = keras.layers.MaxPooling2D(name="p1")(h)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c2")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    out = keras.layers.Dense(4, activation="softmax", name="out")(h)
+    return keras.Model(inp, out)
+
+
+def test_relu_false_keeps_negative_evidence_and_plus_plus_differs():
+    m = trained_like_conv_model()
+    x = np.random.default_rng(0).random((3, 12, 10, 3), dtype=np.float32)
+    plain = vizkit.gradcam(m, x, [0, 1, 2], relu=False)
+    assert plain.shape == (3, 12, 10)
+    np.testing.assert_allclose(plain.reshape(3, -1).min(axis=1), 0.0, atol=1e-6)
+    np.testing.assert_allclose(plain.reshape(3, -1).max(axis=1), 1.0, atol=1e-6)
+    pp = vizkit.gradcam(m, x, [0, 1, 2], plus_plus=True)
+    assert np.all((pp >= 0) & (pp <= 1))
+    assert not np.allclose(pp, vizkit.gradcam(m, x, [0, 1, 2]))
+
+
+def test_grad_cam_equals_a_manual_computation_on_a_nested_layer():
+    m = trained_like_conv_model()
+    x = np.random.default_rng(1).random((2, 12, 10, 3), dtype=np.float32)
+    logits_model = keras.Model(m.inputs, [m.get_layer("c2").output, m.get_layer("gap").output])
+    w, b = m.get_layer("out").get_weights()
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        act, pooled = logits_model(xt)
+        score = (pooled @ w + b)[:, 3]
+    grad = tape.gradient(score, act)
+    cam = tf.nn.relu(tf.einsum("nhwk,nk->nhw", act, tf.reduce_mean(grad, (1, 2))))
+    cam = tf.image.resize(cam[..., None], (12, 10))[..., 0].numpy()
+    cam /= np.maximum(cam.reshape(2, -1).max(axis=1), 1e-12)[:, None, None]
+    np.testing.assert_allclose(vizkit.gradcam(m, x, 3, layer="c2"), cam, rtol=1e-4, atol=1e-5)
+
+
+def test_grad_cam_plus_plus_follows_the_paper_with_exp_score():
+    # Chattopadhay et al. (2018), eq. 19 with Y = exp(S): dY = e^S g, d2Y = e^S g^2,
+    # d3Y = e^S g^3, computed in float64 without the cancellation vizkit relies on.
+    m = trained_like_conv_model()
+    x = np.random.default_rng(2).random((2, 12, 10, 3), dtype=np.float32)
+    sub = keras.Model(m.inputs, [m.get_layer("c2").output, m.get_layer("gap").output])
+    w, b = m.get_layer("out").get_weights()
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        act, pooled = sub(xt)
+        score = (pooled @ w + b)[:, 1]
+    g = tape.gradient(score, act).numpy().astype(np.float64)
+    a = act.numpy().astype(np.float64)
+    ey = np.exp(score.numpy().astype(np.float64))[:, None, None, None]
+    d1, d2, d3 = ey * g, ey * g**2, ey * g**3
+    denom = 2 * d2 + a.sum(axis=(1, 2), keepdims=True) * d3
+    alpha = np.divide(d2, denom, out=np.zeros_like(d2), where=denom != 0)
+    weights = (alpha * np.maximum(d1, 0)).sum(axis=(1, 2))
+    cam = np.maximum(np.einsum("nhwk,nk->nhw", a, weights), 0)
+    cam = tf.image.resize(cam[..., None], (12, 10))[..., 0].numpy()
+    cam /= cam.reshape(2, -1).max(axis=1)[:, None, None]
+    got = vizkit.gradcam(m, x, 1, layer="c2", plus_plus=True)
+    np.testing.assert_allclose(got, cam, rtol=1e-4, atol=1e-5)
+
+
+def test_layers_inside_a_nested_model():
+    inner_in = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inner_in)
+    h = keras.layers.Conv2D(5, 3, name="c2")(h)
+    backbone = keras.Model(inner_in, h, name="backbone")
+    inp = keras.Input((8, 8, 3))
+    y = keras.layers.GlobalAveragePooling2D(name="gap")(backbone(inp))
+    m = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(y))
+    x = np.random.default_rng(3).random((2, 8, 8, 3), dtype=np.float32)
+    default = vizkit.gradcam(m, x)  # last conv: "backbone/c2"; predicted classes
+    np.testing.assert_allclose(default, vizkit.gradcam(m, x, layer="backbone"), atol=1e-6)
+    assert default.shape == (2, 8, 8) and np.all(default.max(axis=(1, 2)) == 1.0)
+
+
+def test_non_4d_layer_is_named_with_its_shape():
+    m = trained_like_conv_model()
+    with pytest.raises(ValueError, match=r"layer 'gap' has output shape \(None, 8\)"):
+        vizkit.gradcam(m, np.zeros((1, 12, 10, 3), np.float32), layer="gap")
+
+
+def test_model_without_4d_layer_is_rejected():
+    m = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="no layer with a 4-D"):
+        vizkit.gradcam(m, np.zeros((1, 4, 4, 1), np.float32))

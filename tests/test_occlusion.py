@@ -1,0 +1,140 @@
+"""Occlusion: the batched in-graph result equals a brute-force loop over patches."""
+
+import keras
+import numpy as np
+import pytest
+
+import vizkit
+
+RNG = np.random.default_rng(0)
+
+
+def conv_model(shape):
+    keras.utils.set_random_seed(3)
+    return keras.Sequential(
+        [
+            keras.Input(shape),
+            keras.layers.Conv2D(4, 3, activation="relu", bias_initializer="random_normal"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+
+
+def starts(size, window, step):
+    """Window starts as documented: every ``step``, plus one aligned with the far border."""
+    out = list(range(0, size - window + 1, step))
+    if out[-1] + window < size:
+        out.append(size - window)
+    return out
+
+
+def brute_force(model, x, target, patch, stride, fill=0.0):
+    """Occluded copies built one by one in NumPy, scored by model.predict; per-pixel mean of
+    the drops of the windows covering each pixel."""
+    ph, pw = patch
+    h, w = x.shape[1:3]
+    windows = [(t, left) for t in starts(h, ph, stride[0]) for left in starts(w, pw, stride[1])]
+    copies = []
+    for top, left in windows:
+        occluded = x[0].copy()
+        occluded[top : top + ph, left : left + pw] = fill
+        copies.append(occluded)
+    scores = model.predict(np.stack([x[0], *copies]), verbose=0)[:, target]
+    total = np.zeros((h, w))
+    count = np.zeros((h, w))
+    for (top, left), score in zip(windows, scores[1:], strict=True):
+        total[top : top + ph, left : left + pw] += scores[0] - score
+        count[top : top + ph, left : left + pw] += 1
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+@pytest.mark.parametrize(
+    ("shape", "patch", "stride"),
+    [
+        ((8, 8, 1), (4, 4), (4, 4)),  # non-overlapping
+        ((10, 14, 2), (3, 5), (2, 3)),  # overlapping, rectangular, non-square, border windows
+    ],
+)
+def test_batched_occlusion_equals_a_brute_force_loop(shape, patch, stride):
+    m = conv_model(shape)
+    x = RNG.random((1, *shape), dtype=np.float32)
+    got = vizkit.occlusion(m, x, 1, patch=patch, stride=stride, batch_size=5)
+    assert got.shape == (1, *shape[:2]) and got.dtype == np.float32
+    np.testing.assert_allclose(got[0], brute_force(m, x, 1, patch, stride), atol=1e-6)
+
+
+def test_several_images_and_chunkings_agree():
+    m = conv_model((8, 8, 1))
+    x = RNG.random((3, 8, 8, 1), dtype=np.float32)
+    a = vizkit.occlusion(m, x, [0, 1, 2], patch=2, batch_size=7)
+    b = vizkit.occlusion(m, x, [0, 1, 2], patch=2, batch_size=100)
+    np.testing.assert_allclose(a, b, atol=1e-7)
+    for i in range(3):
+        np.testing.assert_allclose(a[i], brute_force(m, x[i : i + 1], i, (2, 2), (2, 2)), atol=1e-6)
+
+
+def quadrant_model():
+    w = np.zeros((8, 8, 1, 2), np.float32)
+    w[:4, :4] = np.abs(RNG.normal(size=(4, 4, 1, 2))) + 0.1
+    m = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2, name="d")]
+    )
+    m.get_layer("d").set_weights([w.reshape(64, 2), np.zeros(2, np.float32)])
+    return m, w
+
+
+def test_only_the_used_quadrant_matters_and_logit_drops_are_exact():
+    m, w = quadrant_model()
+    x = RNG.random((1, 8, 8, 1), dtype=np.float32) + 0.1
+    heat = vizkit.occlusion(m, x, 0, patch=2, score="logit")[0]
+    np.testing.assert_array_equal(heat[4:, :], 0.0)
+    np.testing.assert_array_equal(heat[:, 4:], 0.0)
+    assert np.all(heat[:4, :4] > 0)
+    # Linear logit: the drop of a window is the sum of w * x over it.
+    contrib = (w[..., 0, 0] * x[0, ..., 0]).reshape(4, 2, 4, 2).sum(axis=(1, 3))
+    np.testing.assert_allclose(heat[::2, ::2], contrib, rtol=1e-5)
+
+
+def test_fill_options():
+    m, w = quadrant_model()
+    x = RNG.random((1, 8, 8, 1), dtype=np.float32)
+    mean = vizkit.occlusion(m, x, 0, patch=4, fill="mean", score="logit")[0]
+    expected = (w[:4, :4, 0, 0] * (x[0, :4, :4, 0] - x.mean())).sum()
+    np.testing.assert_allclose(mean[:4, :4], expected, rtol=1e-5)
+    const = vizkit.occlusion(m, x, 0, patch=4, fill=0.5, score="logit")[0]
+    expected = (w[:4, :4, 0, 0] * (x[0, :4, :4, 0] - 0.5)).sum()
+    np.testing.assert_allclose(const[0, 0], expected, rtol=1e-5)
+    blur = vizkit.occlusion(m, x, 0, patch=4, fill="blur", score="logit")
+    assert np.all(np.isfinite(blur)) and np.all(blur[0, 4:, 4:] == 0)
+
+
+def test_gaps_between_windows_are_nan():
+    m, _ = quadrant_model()
+    heat = vizkit.occlusion(m, np.ones((8, 8, 1), np.float32), 0, patch=2, stride=3)[0]
+    covered = np.zeros(8, bool)
+    for s in (0, 3, 6):
+        covered[s : s + 2] = True
+    assert np.array_equal(np.isnan(heat), ~(covered[:, None] & covered[None, :]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"patch": 9}, r"patch \(9, 9\) is larger than the images \(8, 8\)"),
+        ({"patch": (2, 9)}, "larger than the images"),
+        ({"patch": 0}, "patch must be a positive int"),
+        ({"stride": 0}, "stride must be a positive int"),
+        ({"stride": -2}, "stride must be a positive int"),
+        ({"stride": (1, 2, 3)}, "stride must be"),
+        ({"fill": "grey"}, "fill must be one of"),
+        ({"fill": None}, "fill must be a number"),
+        ({"score": "prob"}, "score must be one of"),
+        ({"target": 5}, "out of range"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, fragment):
+    m, _ = quadrant_model()
+    with pytest.raises(ValueError, match=fragment):
+        vizkit.occlusion(m, np.zeros((8, 8, 1), np.float32), **{"target": 0, **kwargs})
