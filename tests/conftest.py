@@ -7,10 +7,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Caps optimisation steps in tests (activation maximisation, DeepDream, RBM epochs).
 os.environ.setdefault("VIZKIT_MAX_STEPS", "40")
 
-import socket  # noqa: E402
+import socket
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import pytest
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,537 @@
+"""The ``vizkit`` command line: train and list models, run one method, export a report, diagnose.
+
+Subcommands live in :data:`COMMANDS` (name -> help, argument setup, handler), so adding one is
+one entry. Heavy modules (TensorFlow, Keras, matplotlib) are imported inside the handlers, so
+``vizkit --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PROG = "vizkit"
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+IMAGE_HINT = "image files (png, jpg, bmp, tif); resized to the model's input size"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its one-line help, how to add its arguments, and its handler."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str = ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    Errors are printed as one line on stderr (exit code 1; 2 for bad arguments); ``--debug``
+    shows the full traceback instead.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and argparse usage errors (2)
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(COMMANDS[args.command].run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="See inside convolutional networks: train small models, draw filters, "
+        "feature maps, saliency, Grad-CAM, occlusion, activation maximisation and DeepDream, "
+        "and export HTML reports.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=command.help,
+            description=command.description or command.help,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+        )
+        command.configure(p)
+    return parser
+
+
+# -- shared arguments ---------------------------------------------------------------------------
+def _model_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    if many:
+        p.add_argument("model", nargs="+", help="saved model files (.keras or .h5)")
+    else:
+        p.add_argument("model", help="saved model file (.keras or legacy .h5)")
+    p.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="load models with Keras safe mode off (runs stored Lambda code: trusted files only)",
+    )
+
+
+def _image_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    p.add_argument("--images", nargs="+", default=[], metavar="FILE", help=IMAGE_HINT)
+    p.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="take test images from a dataset instead (mnist, mnist5k, fashion_mnist, digits, ...)",
+    )
+    p.add_argument("--count", type=_positive, default=8, help="number of dataset images")
+    p.set_defaults(images_required=required)
+
+
+def _layer_args(p: argparse.ArgumentParser, what: str = "layer to draw") -> None:
+    p.add_argument(
+        "--layer",
+        action="append",
+        metavar="NAME",
+        help=f"{what} (name, nested path like backbone/conv1, or index); repeat for several; "
+        "default: the method's usual layers",
+    )
+
+
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target", type=int, help="class index to explain (default: each image's predicted class)"
+    )
+
+
+def _out_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="figure file (.png, .pdf or .svg) or a folder; with several layers or images "
+        "the layer and image are added to the file name",
+    )
+    p.add_argument("--save-array", action="store_true", help="also save the computed array as .npy")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+# -- method subcommands -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MethodCli:
+    """How a method subcommand maps its options onto ``method_options``."""
+
+    method: str  # name in vizkit.report._methods.METHODS
+    help: str
+    options: tuple[tuple[str, dict], ...] = ()  # (flag, argparse kwargs); dest = option name
+    layers: bool = True
+    target: bool = False
+
+
+METHOD_COMMANDS: dict[str, MethodCli] = {
+    "filters": MethodCli("filters", "draw the convolution kernels of a layer as image tiles"),
+    "feature-maps": MethodCli(
+        "feature_maps", "draw the feature maps (activations) of a layer per image"
+    ),
+    "hypercolumns": MethodCli(
+        "hypercolumns", "stack upsampled activations of several layers per pixel (hypercolumns)"
+    ),
+    "maximize": MethodCli(
+        "maximize",
+        "synthesise inputs that maximally activate units of a layer (activation maximisation)",
+        options=(
+            ("--units", {"type": _positive, "help": "number of units (first N channels)"}),
+            ("--steps", {"type": _positive, "help": "gradient-ascent steps"}),
+        ),
+    ),
+    "saliency": MethodCli(
+        "saliency",
+        "pixel attributions: gradients of the class score with respect to the input",
+        options=(
+            (
+                "--method",
+                {
+                    "choices": ("vanilla", "gradxinput", "smoothgrad", "integrated", "guided"),
+                    "help": "attribution method (default: vanilla gradients)",
+                },
+            ),
+        ),
+        layers=False,
+        target=True,
+    ),
+    "gradcam": MethodCli("gradcam", "Grad-CAM class activation heat maps", target=True),
+    "occlusion": MethodCli(
+        "occlusion",
+        "drop in the class score when a sliding patch is greyed out",
+        options=(
+            ("--patch", {"type": _positive, "help": "patch side in pixels (default: side/7)"}),
+            ("--stride", {"type": _positive, "help": "patch stride in pixels (default: patch/2)"}),
+        ),
+        layers=False,
+        target=True,
+    ),
+    "deepdream": MethodCli(
+        "deepdream",
+        "amplify what a layer sees in each image (DeepDream)",
+        options=(
+            ("--octaves", {"type": _positive, "help": "number of image scales"}),
+            ("--steps", {"type": _positive, "help": "gradient-ascent steps per octave"}),
+            ("--step-size", {"type": float, "help": "gradient-ascent step size"}),
+        ),
+    ),
+    "top-activating": MethodCli(
+        "top_activating",
+        "the images that activate each unit of a layer most",
+        options=(
+            ("--units", {"type": _positive, "help": "number of units (first N channels)"}),
+            ("-k", {"type": _positive, "dest": "k", "help": "images per unit"}),
+        ),
+    ),
+}
+
+
+def _configure_method(spec: MethodCli) -> Callable[[argparse.ArgumentParser], None]:
+    def configure(p: argparse.ArgumentParser) -> None:
+        _model_args(p)
+        _image_args(p, required=spec.method != "filters" and spec.method != "maximize")
+        if spec.layers:
+            _layer_args(p)
+        if spec.target:
+            _target_args(p)
+        for flag, kwargs in spec.options:
+            p.add_argument(flag, **kwargs)
+        _out_args(p)
+        p.set_defaults(method_cli=spec)
+
+    return configure
+
+
+def _run_method(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .report._files import atomic_write
+    from .report.export import _render, render_method
+
+    spec: MethodCli = args.method_cli
+    model = _load_model(args.model, unsafe=args.unsafe)
+    images = _read_images(args, model, required=args.images_required)
+    options = {
+        _dest(flag, kwargs): getattr(args, _dest(flag, kwargs))
+        for flag, kwargs in spec.options
+        if getattr(args, _dest(flag, kwargs)) is not None
+    }
+    if images is None:  # filters / maximize need no images; the method ignores them
+        images = np.zeros((1, *_input_hw(model)), np.float32)
+    results = render_method(
+        model,
+        images,
+        spec.method,
+        layers=getattr(args, "layer", None),
+        targets=getattr(args, "target", None),
+        options=options,
+        progress=None,
+    )
+    if not results:
+        raise ValueError(f"no layer suits {spec.method}; pick one with --layer")
+    several_layers = len({layer for layer, _, _, _ in results}) > 1
+    written = []
+    for layer, image, array, fig in results:
+        path = _output_path(
+            args.out,
+            spec.method,
+            layer if several_layers else None,
+            image if len(images) > 1 else None,
+        )
+        for target in [path] + ([path.with_suffix(".npy")] if args.save_array else []):
+            if target.exists() and not args.overwrite:
+                raise FileExistsError(
+                    f"{str(target)!r} already exists; pass --overwrite to replace it"
+                )
+        atomic_write(path, _render(fig, path.suffix[1:], 100))
+        written.append(path)
+        if args.save_array:
+            atomic_write(path.with_suffix(".npy"), _npy_bytes(array))
+            written.append(path.with_suffix(".npy"))
+    for path in written:
+        print(path)
+    return 0
+
+
+def _dest(flag: str, kwargs: dict) -> str:
+    return kwargs.get("dest") or flag.lstrip("-").replace("-", "_")
+
+
+def _output_path(out: str, method: str, layer: str | None, image: int | None) -> Path:
+    from .report._files import safe_name
+
+    out_path = Path(out).expanduser()
+    if out_path.suffix.lower() in FIGURE_SUFFIXES:
+        folder, stem, suffix = out_path.parent, out_path.stem, out_path.suffix.lower()
+    else:
+        folder, stem, suffix = out_path, method, ".png"
+    if layer is not None:
+        stem += f"_{safe_name(layer)}"
+    if image is not None:
+        stem += f"_img{image:03d}"
+    return folder / f"{stem}{suffix}"
+
+
+def _npy_bytes(array) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    if isinstance(array, dict):  # top_activating: indices and scores per unit
+        rows = array["rows"]
+        np.save(buffer, np.array([[np.asarray(i), np.asarray(s)] for i, s in rows]))
+    else:
+        np.save(buffer, np.asarray(array))
+    return buffer.getvalue()
+
+
+# -- other subcommands --------------------------------------------------------------------------
+def _configure_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'res*'")
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    import models
+
+    names = models.list_models(args.pattern)
+    if not names:
+        raise ValueError(f"no registered model matches {args.pattern!r}; try 'vizkit models'")
+    print("\n".join(names))
+    return 0
+
+
+def _configure_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="registered architecture (see 'vizkit models')")
+    p.add_argument("--dataset", required=True, help="dataset name (mnist, fashion_mnist, ...)")
+    p.add_argument("--epochs", type=_positive, default=1, help="training epochs")
+    p.add_argument("--batch-size", type=_positive, default=128, help="images per step")
+    p.add_argument(
+        "--out", required=True, metavar="PATH", help="saves PATH.keras and the PATH.json sidecar"
+    )
+    p.add_argument("--max-train", type=_positive, help="train on a random subset of this size")
+    p.add_argument("--overwrite", action="store_true", help="replace existing model files")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import models
+
+    result = models.train(
+        args.name,
+        args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        out=args.out,
+        overwrite=args.overwrite,
+        max_train=args.max_train,
+    )
+    print(f"test accuracy: {result.test_accuracy:.4f}")
+    if result.path is not None:
+        print(f"model: {result.path}")
+        print(f"sidecar: {Path(result.path).with_suffix('.json')}")
+    return 0
+
+
+def _configure_export(p: argparse.ArgumentParser) -> None:
+    from .report._methods import METHODS
+
+    _model_args(p, many=True)
+    _image_args(p)
+    _layer_args(p, "layer for the per-layer methods")
+    _target_args(p)
+    p.add_argument(
+        "--methods",
+        default="filters,feature_maps,gradcam,saliency,occlusion",
+        help=f"comma-separated methods or 'all'; known: {','.join(METHODS)}",
+    )
+    p.add_argument("--formats", default="png", help="comma-separated: png, pdf, svg")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace files from other exports")
+    p.add_argument("--no-resume", action="store_true", help="do not skip files already written")
+    p.add_argument("--no-diagnose", action="store_true", help="leave out the diagnosis table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .report import export
+
+    loaded = {}
+    for path in args.model:
+        name = Path(path).stem
+        loaded[name if name not in loaded else path] = _load_model(path, unsafe=args.unsafe)
+    images = _read_images(args, next(iter(loaded.values())), required=True)
+    methods = args.methods if args.methods == "all" else _split(args.methods)
+    index = export(
+        loaded,
+        images,
+        args.out,
+        methods=methods,
+        layers=args.layer,
+        targets=args.target,
+        formats=_split(args.formats),
+        overwrite=args.overwrite,
+        resume=not args.no_resume,
+        progress=not args.quiet,
+        diagnose=not args.no_diagnose,
+    )
+    print(index)
+    return 0
+
+
+def _configure_diagnose(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    _image_args(p)
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+
+
+def _run_diagnose(args: argparse.Namespace) -> int:
+    import json
+
+    import vizkit
+
+    model = _load_model(args.model, unsafe=args.unsafe)
+    images = _read_images(args, model, required=True)
+    result = vizkit.diagnose(model, images)
+    if args.json:
+        from .report.manifest import _jsonable
+
+        print(json.dumps(result.to_dict(), indent=1, default=_jsonable))
+    else:
+        print(result.summary())
+    return 0
+
+
+# -- loading ------------------------------------------------------------------------------------
+def _load_model(path: str, *, unsafe: bool):
+    import models
+
+    return models.load_model(path, safe_mode=not unsafe)
+
+
+def _input_hw(model) -> tuple[int, int, int]:
+    from ._images import model_input_shape
+
+    h, w, c = model_input_shape(model)
+    return (h or 32, w or 32, c or 3)
+
+
+def _read_images(args: argparse.Namespace, model, *, required: bool):
+    """Images from ``--images`` files or ``--dataset`` (uint8 or float NHWC), or None."""
+    if args.images and args.dataset:
+        raise ValueError("pass either --images files or --dataset, not both")
+    if args.dataset:
+        import models
+
+        data = models.load_dataset(args.dataset)
+        return data.x_test[: args.count]
+    if args.images:
+        h, w, c = _input_hw(model)
+        return read_image_files(args.images, size=(h, w), channels=c)
+    if required:
+        raise ValueError("no images: pass --images FILE ... or --dataset NAME [--count N]")
+    return None
+
+
+def read_image_files(
+    paths: Sequence[str], *, size: tuple[int, int] | None = None, channels: int | None = None
+):
+    """Read image files into one float32 batch ``(N, H, W, C)`` in [0, 1], RGB order.
+
+    Each image is resized to ``size = (H, W)`` when given (area interpolation) and converted to
+    ``channels`` (1: luminance, 3: gray repeated) when given, so that mixed files stack.
+    """
+    import cv2
+    import numpy as np
+
+    batch = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no image file at {path!r}")
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"cannot read {path!r} as an image (png, jpg, bmp, tif)")
+        scale = float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else 1.0
+        if image.ndim == 3 and image.shape[2] >= 3:
+            image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+        if size is not None and image.shape[:2] != tuple(size):
+            image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        image = image.astype(np.float32) / scale
+        image = image if image.ndim == 3 else image[..., None]
+        if channels == 1 and image.shape[2] == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
+        elif channels == 3 and image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        batch.append(image)
+    shapes = {b.shape for b in batch}
+    if len(shapes) > 1:
+        raise ValueError(f"images have different sizes {sorted(shapes)}; resize them first")
+    return np.stack(batch)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# Subcommands in the order --help lists them. More are added as entries, e.g.
+# COMMANDS["demo"] = Command("train LeNet-5 on MNIST and export every figure", configure, run).
+COMMANDS: dict[str, Command] = {
+    "models": Command("list the registered architectures", _configure_models, _run_models),
+    "train": Command(
+        "train a registered architecture on a dataset and save it",
+        _configure_train,
+        _run_train,
+    ),
+    **{
+        name: Command(spec.help, _configure_method(spec), _run_method)
+        for name, spec in METHOD_COMMANDS.items()
+    },
+    "export": Command(
+        "export figure grids for several methods, layers and images with an HTML index",
+        _configure_export,
+        _run_export,
+    ),
+    "diagnose": Command(
+        "find dead and constant feature maps layer by layer", _configure_diagnose, _run_diagnose
+    ),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
