@@ -16,6 +16,8 @@ _API = {
     "filters": "kernels",
     "feature_maps": "activations",
     "hypercolumns": "hypercolumn",
+    "hypercolumn_average": "hypercolumn",
+    "receptive_field": "top_examples",
     "top_activating": "top_examples",
     "diagnose": "diagnosis",
     "Diagnosis": "diagnosis",

@@ -1,0 +1,94 @@
+"""vizkit.hypercolumns: upsampled stacks equal an independent NumPy + OpenCV computation."""
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from helpers import random_images
+
+from vizkit import hypercolumns
+from vizkit.hypercolumn import hypercolumn_average
+
+W1 = np.array([[1.0, -1.0, 0.5]], np.float32)  # 1x1 conv, 1 -> 3 channels
+B1 = np.array([0.0, 0.5, -0.25], np.float32)
+W2 = np.array([[2.0, 0.0], [1.0, 1.0], [-1.0, 0.5]], np.float32)  # 1x1 conv, 3 -> 2
+
+
+def pixel_model():
+    """conv1x1 (relu) -> 2x2 max pool -> conv1x1 (linear) -> global average -> dense."""
+    inp = keras.Input((8, 8, 1))
+    c1 = keras.layers.Conv2D(3, 1, activation="relu", name="c1")
+    pool = keras.layers.MaxPooling2D(2, name="pool")
+    c2 = keras.layers.Conv2D(2, 1, name="c2")
+    gap = keras.layers.GlobalAveragePooling2D(name="gap")
+    out = keras.layers.Dense(2, name="fc")
+    model = keras.Model(inp, out(gap(c2(pool(c1(inp))))))
+    c1.set_weights([W1[None, None], B1])
+    c2.set_weights([W2[None, None], np.zeros(2, np.float32)])
+    return model
+
+
+def independent_maps(x):
+    """The same layers in plain NumPy."""
+    a1 = np.maximum(x @ W1 + B1, 0)  # (N, 8, 8, 3)
+    n, h, w, c = a1.shape
+    pooled = a1.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    return a1, pooled, pooled @ W2
+
+
+def upsample(maps, size):
+    """cv2.resize, bilinear with half-pixel centres, channel by channel."""
+    return np.stack(
+        [
+            np.stack(
+                [
+                    cv2.resize(m[..., k], size[::-1], interpolation=cv2.INTER_LINEAR)
+                    for k in range(m.shape[-1])
+                ],
+                axis=-1,
+            )
+            for m in maps
+        ]
+    )
+
+
+def test_values_equal_upsampled_independent_activations():
+    model = pixel_model()
+    x = random_images(3, (8, 8, 1))
+    hc = hypercolumns(model, x, ["c1", "pool", "c2"])
+    np.testing.assert_array_equal(hypercolumns(model, x, None), hc)  # None: every 4-D layer
+    a1, pooled, a2 = independent_maps(x)
+    assert hc.shape == (3, 8, 8, 3 + 3 + 2)
+    np.testing.assert_allclose(hc[..., :3], a1, atol=1e-5)
+    np.testing.assert_allclose(hc[..., 3:6], upsample(pooled, (8, 8)), atol=1e-5)
+    np.testing.assert_allclose(hc[..., 6:], upsample(a2, (8, 8)), atol=1e-5)
+
+
+def test_size_average_dense_and_determinism():
+    model = pixel_model()
+    x = random_images(2, (8, 8, 1))
+    hc = hypercolumns(model, x, ["pool", "c2"], size=(12, 10), batch_size=1)
+    _, pooled, a2 = independent_maps(x)
+    expected = np.concatenate([upsample(pooled, (12, 10)), upsample(a2, (12, 10))], axis=-1)
+    np.testing.assert_allclose(hc, expected, atol=1e-5)
+    avg = hypercolumn_average(model, x, ["pool", "c2"], (12, 10))
+    np.testing.assert_allclose(avg, expected.mean(-1), atol=1e-5)
+    np.testing.assert_array_equal(
+        hypercolumns(model, x, ["pool", "c2"], size=(12, 10), average=True), avg
+    )
+    # A dense layer's units are repeated at every pixel (Hariharan et al.).
+    fc = hypercolumns(model, x, "fc")
+    logits = np.asarray(model(x))
+    np.testing.assert_allclose(
+        fc, np.broadcast_to(logits[:, None, None, :], (2, 8, 8, 2)), atol=1e-5
+    )
+    np.testing.assert_array_equal(fc, hypercolumns(model, x, "fc"))
+
+
+def test_errors():
+    model = pixel_model()
+    x = random_images(1, (8, 8, 1))
+    with pytest.raises(ValueError, match="size must be"):
+        hypercolumns(model, x, "c1", size=(0, 4))
+    with pytest.raises(ValueError, match="unknown layer"):
+        hypercolumns(model, x, "nope")

@@ -1,0 +1,330 @@
+"""Model debugging: dead, constant and input-copying channels, layer by layer.
+
+A channel that is zero for every image never passes a gradient through its ReLU and learns
+nothing ("dying ReLU", Lu et al., 2019); a constant channel ignores its input; a channel that is
+a near-copy of the input means the layer has not transformed anything yet — seed 001 reads
+"empty or input-like feature maps" as the sign of a badly sized layer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ._graph import Tap, compiled, forward, image_spec
+from ._layers import _rank, iter_layers, resolve_layers
+from .activations import iter_batches
+
+MEANINGS = {
+    "dead": "zero for every image and position: the unit never fires and gets no gradient "
+    "(dying ReLU: too high a learning rate, a large negative bias, bad initialisation); "
+    "remove or re-initialise it. Judged on these images only: use a few hundred typical ones",
+    "constant": "the same nonzero value everywhere: it ignores the input and only adds a bias",
+    "input-like": "a near-copy of the input (|correlation| with the luminance above the "
+    "threshold): the layer passes the image through instead of extracting features, a sign "
+    "of a badly sized layer (too few or too small filters, or too shallow a stack)",
+}
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """Findings for one layer; channel indices are sorted ascending."""
+
+    path: str
+    shape: tuple[int, ...]
+    channels: int
+    dead: tuple[int, ...]
+    constant: tuple[int, ...]
+    constant_values: tuple[float, ...]
+    input_like: tuple[int, ...]
+    input_correlation: tuple[float, ...]
+    sparsity: float
+
+    @property
+    def has_findings(self) -> bool:
+        return bool(self.dead or self.constant or self.input_like)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Result of :func:`diagnose`: one :class:`LayerReport` per layer, in model order."""
+
+    model_name: str
+    n_images: int
+    layers: tuple[LayerReport, ...]
+    settings: dict = field(default_factory=dict)
+
+    def __getitem__(self, path: str) -> LayerReport:
+        for report in self.layers:
+            if report.path == path:
+                return report
+        raise KeyError(f"no report for layer {path!r}; reports: {[r.path for r in self.layers]}")
+
+    @property
+    def problems(self) -> dict[str, LayerReport]:
+        """``{path: report}`` of the layers with dead, constant or input-like channels."""
+        return {r.path: r for r in self.layers if r.has_findings}
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (lists instead of tuples)."""
+        return json.loads(self.to_json())
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(
+            {
+                "model": self.model_name,
+                "n_images": self.n_images,
+                "settings": self.settings,
+                "layers": [asdict(r) for r in self.layers],
+            },
+            indent=indent,
+        )
+
+    def summary(self) -> str:
+        """A readable table (one row per layer), each layer's findings with channel indices, and
+        what each kind of finding means."""
+        width = max([5, *(len(r.path) for r in self.layers)])
+        head = f"{'layer':<{width}} {'shape':<14} {'ch':>5} {'dead':>5} {'const':>5} {'input':>5} {'zeros':>6}"
+        rows = [
+            f"Diagnosis of model {self.model_name!r} on {self.n_images} images",
+            head,
+            "-" * len(head),
+        ]
+        for r in self.layers:
+            shape = "x".join(str(s) for s in r.shape)
+            rows.append(
+                f"{r.path:<{width}} {shape:<14} {r.channels:>5} {len(r.dead):>5} "
+                f"{len(r.constant):>5} {len(r.input_like):>5} {r.sparsity:>6.1%}"
+            )
+        rows.append("")
+        if not self.problems:
+            rows.append("No dead, constant or input-like channels found.")
+        seen: set[str] = set()
+        for r in self.problems.values():
+            rows.append(f"{r.path}:")
+            for kind, channels, detail in _findings(r):
+                rows.append(f"  {kind} channels {_channel_list(channels)}{detail}")
+                seen.add(kind)
+        if seen:
+            rows.append("")
+            rows.append("What the findings mean:")
+            rows.extend(f"  {kind}: {MEANINGS[kind]}" for kind in MEANINGS if kind in seen)
+        rows.append("zeros: sparsity, the fraction of activations that are zero (|a| <= dead_tol).")
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def diagnose(
+    model: keras.Model,
+    images,
+    *,
+    layers=None,
+    dead_tol: float = 0.0,
+    constant_tol: float = 1e-6,
+    copy_threshold: float = 0.98,
+    batch_size: int | None = None,
+    preprocess: Callable | None = None,
+) -> Diagnosis:
+    """Find dead, constant and input-copying channels in every layer.
+
+    Streams over ``images`` once, keeping per-channel running min, max, sums and co-moments with
+    the input, so memory is bounded by one batch whatever the dataset size.
+
+    Parameters
+    ----------
+    model : keras.Model
+    images : array_like (N, H, W[, C]) or iterable of batches
+        uint8 (scaled to [0, 1]) or float; an iterable may yield ``x`` or ``(x, y)``.
+    layers : str, int, Layer or list of them, optional
+        Default: every layer with a 4-D output and every Dense layer.
+    dead_tol : float
+        A channel is dead when ``|a| <= dead_tol`` for every image and position.
+    constant_tol : float
+        A channel (not dead) is constant when ``max(a) - min(a) <= constant_tol``.
+    copy_threshold : float
+        A spatial channel is input-like when the absolute Pearson correlation between the channel
+        (bilinearly upsampled to the input size) and the input luminance (of the images as given,
+        before ``preprocess``) exceeds this. An inverted copy counts too: it carries the same
+        information.
+    batch_size : int, optional
+        Images per forward pass (default 32).
+    preprocess : callable, optional
+        Applied to the batch inside the graph before the model.
+
+    Returns
+    -------
+    Diagnosis
+    """
+    _check_settings(dead_tol, constant_tol, copy_threshold)
+    paths = _default_layers(model) if layers is None else resolve_layers(model, layers)
+    stats = {p: _Stats() for p in paths}
+    n_images = 0
+    for x in iter_batches(images, model, batch_size):
+        if len(x) == 0:
+            continue
+        fn = _stats_fn(model, tuple(paths), float(dead_tol), preprocess, x)
+        for p, values in fn(tf.convert_to_tensor(x)).items():
+            stats[p].add({name: v.numpy() for name, v in values.items()})
+        n_images += len(x)
+    if n_images == 0:
+        raise ValueError("images is empty: nothing to diagnose")
+    shapes = _shapes(model, paths)
+    reports = tuple(
+        stats[p].report(p, shapes[p], dead_tol, constant_tol, copy_threshold) for p in paths
+    )
+    settings = {
+        "dead_tol": float(dead_tol),
+        "constant_tol": float(constant_tol),
+        "copy_threshold": float(copy_threshold),
+    }
+    return Diagnosis(model.name, n_images, reports, settings)
+
+
+# --------------------------------------------------------------------------------------------
+def _findings(r: LayerReport) -> list[tuple[str, tuple[int, ...], str]]:
+    values = ", ".join(f"{v:.3g}" for v in r.constant_values)
+    corr = ", ".join(f"{v:.3f}" for v in r.input_correlation)
+    found = [
+        ("dead", r.dead, ""),
+        ("constant", r.constant, f" (values {values})"),
+        ("input-like", r.input_like, f" (correlation {corr})"),
+    ]
+    return [f for f in found if f[1]]
+
+
+def _channel_list(channels: tuple[int, ...]) -> str:
+    """``[0-3, 7]``: runs of consecutive indices shortened so wide layers stay readable."""
+    parts, start = [], None
+    for i, c in enumerate(channels):
+        if start is None:
+            start = c
+        if i + 1 == len(channels) or channels[i + 1] != c + 1:
+            parts.append(str(start) if c == start else f"{start}-{c}")
+            start = None
+    return "[" + ", ".join(parts) + "]"
+
+
+def _default_layers(model: keras.Model) -> list[str]:
+    paths = [
+        p
+        for p, layer in iter_layers(model)
+        if not isinstance(layer, keras.Model)
+        and (_rank(layer) == 4 or (isinstance(layer, keras.layers.Dense) and _rank(layer) == 2))
+    ]
+    if not paths:
+        raise ValueError(f"model {model.name!r} has no layer with a 4-D output or Dense layer")
+    return paths
+
+
+def _shapes(model: keras.Model, paths: list[str]) -> dict[str, tuple[int, ...]]:
+    layers = dict(iter_layers(model))
+    return {p: tuple(int(s) for s in layers[p].output.shape[1:] if s is not None) for p in paths}
+
+
+def _check_settings(dead_tol, constant_tol, copy_threshold) -> None:
+    for name, value in (("dead_tol", dead_tol), ("constant_tol", constant_tol)):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if not 0 < copy_threshold <= 1:
+        raise ValueError(f"copy_threshold must be in (0, 1], got {copy_threshold!r}")
+
+
+def _luminance(x: tf.Tensor) -> tf.Tensor:
+    if x.shape[-1] == 3:
+        return tf.tensordot(x, tf.constant([0.299, 0.587, 0.114], x.dtype), axes=1)
+    return tf.reduce_mean(x, axis=-1)
+
+
+def _stats_fn(model, paths: tuple[str, ...], dead_tol: float, preprocess, example):
+    tap = Tap(capture=paths, preprocess=preprocess)
+
+    def make():
+        def fn(x):
+            captured = forward(model, x, tap)[1]
+            lum = tf.cast(_luminance(x), tf.float64)[..., None]  # (N, H, W, 1)
+            return {p: _batch_stats(captured[p], lum, dead_tol) for p in paths}
+
+        return fn, (image_spec(example),)
+
+    return compiled(model, ("diagnose", tap, dead_tol), make)
+
+
+def _batch_stats(act: tf.Tensor, lum: tf.Tensor, dead_tol: float) -> dict:
+    """Per-channel reductions of one batch (float64 sums so long streams stay exact enough)."""
+    axes = list(range(act.shape.rank - 1))
+    out = {
+        "count": tf.cast(tf.reduce_prod(tf.shape(act)[:-1]), tf.float64),
+        "min": tf.reduce_min(act, axis=axes),
+        "max": tf.reduce_max(act, axis=axes),
+        "absmax": tf.reduce_max(tf.abs(act), axis=axes),
+        "zeros": tf.reduce_sum(tf.cast(tf.abs(act) <= dead_tol, tf.float64), axis=axes),
+    }
+    if act.shape.rank == 4:
+        up = tf.cast(tf.image.resize(act, tf.shape(lum)[1:3], method="bilinear"), tf.float64)
+        out.update(
+            n_pix=tf.cast(tf.reduce_prod(tf.shape(lum)), tf.float64),
+            sx=tf.reduce_sum(up, axis=[0, 1, 2]),
+            sxx=tf.reduce_sum(up * up, axis=[0, 1, 2]),
+            sxy=tf.reduce_sum(up * lum, axis=[0, 1, 2]),
+            sy=tf.reduce_sum(lum),
+            syy=tf.reduce_sum(lum * lum),
+        )
+    return out
+
+
+class _Stats:
+    """Running per-channel statistics of one layer."""
+
+    def __init__(self) -> None:
+        self.acc: dict[str, np.ndarray] = {}
+
+    def add(self, batch: dict[str, np.ndarray]) -> None:
+        if not self.acc:
+            self.acc = {k: np.asarray(v, np.float64) for k, v in batch.items()}
+            return
+        for k, v in batch.items():
+            if k == "min":
+                self.acc[k] = np.minimum(self.acc[k], v)
+            elif k in ("max", "absmax"):
+                self.acc[k] = np.maximum(self.acc[k], v)
+            else:
+                self.acc[k] = self.acc[k] + v
+
+    def report(self, path, shape, dead_tol, constant_tol, copy_threshold) -> LayerReport:
+        a = self.acc
+        dead = a["absmax"] <= dead_tol
+        constant = ~dead & (a["max"] - a["min"] <= constant_tol)
+        corr = self._correlation()
+        copies = np.flatnonzero(~dead & ~constant & (np.abs(corr) > copy_threshold))
+        const_idx = np.flatnonzero(constant)
+        return LayerReport(
+            path=path,
+            shape=shape,
+            channels=len(dead),
+            dead=tuple(int(i) for i in np.flatnonzero(dead)),
+            constant=tuple(int(i) for i in const_idx),
+            constant_values=tuple(float((a["max"][i] + a["min"][i]) / 2) for i in const_idx),
+            input_like=tuple(int(i) for i in copies),
+            input_correlation=tuple(round(float(corr[i]), 6) for i in copies),
+            sparsity=float(a["zeros"].sum() / (a["count"] * len(dead))),
+        )
+
+    def _correlation(self) -> np.ndarray:
+        a = self.acc
+        if "sxy" not in a:
+            return np.zeros_like(a["max"])
+        n = a["n_pix"]
+        cov = n * a["sxy"] - a["sx"] * a["sy"]
+        var_x = np.maximum(n * a["sxx"] - a["sx"] ** 2, 0.0)
+        var_y = max(n * a["syy"] - a["sy"] ** 2, 0.0)
+        denom = np.sqrt(var_x * var_y)
+        # A flat channel (or a flat input) has no defined correlation: report none.
+        ok = denom > 1e-12 * max(n * n, 1.0)
+        return np.where(ok, cov / np.where(ok, denom, 1.0), 0.0)

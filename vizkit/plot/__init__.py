@@ -1,0 +1,29 @@
+"""Drawing for vizkit results; the only part of vizkit that imports matplotlib.
+
+Every function draws on a :class:`matplotlib.figure.Figure` (never pyplot's global state), takes
+the caller's ``fig`` or ``ax`` as a keyword, returns it, and never shows anything. Save with
+:func:`save_figure`.
+"""
+
+from .diagnosis import plot_diagnosis
+from .grids import (
+    plot_feature_maps,
+    plot_filters,
+    plot_grid,
+    plot_layers_overview,
+    plot_top_activating,
+)
+from .io import save_figure
+from .overlays import plot_heatmap, plot_hypercolumn
+
+__all__ = [
+    "plot_diagnosis",
+    "plot_feature_maps",
+    "plot_filters",
+    "plot_grid",
+    "plot_heatmap",
+    "plot_hypercolumn",
+    "plot_layers_overview",
+    "plot_top_activating",
+    "save_figure",
+]

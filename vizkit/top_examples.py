@@ -1,0 +1,354 @@
+"""The dataset images that most activate one unit, found by streaming over the data once.
+
+Zeiler & Fergus (2014) and seed 004 ("the images that most activate a filter"): run the whole
+dataset through the network and keep the top-k images per unit; the patch of the image inside the
+unit's receptive field around the strongest location shows what the unit responds to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ._graph import Tap, compiled, forward, image_spec
+from ._layers import iter_layers, resolve_layer
+from .activations import iter_batches
+
+REDUCTIONS = ("max", "mean")
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Where a unit of a layer looks in the input, per axis ``(rows, cols)``.
+
+    Unit ``(r, c)`` of the layer sees the input pixels centred on
+    ``start + (r, c) * jump`` spanning ``size`` pixels (Araujo et al., 2019, "Computing Receptive
+    Fields of Convolutional Neural Networks").
+    """
+
+    size: tuple[int, int]
+    jump: tuple[int, int]
+    start: tuple[float, float]
+
+    def box(self, row: int, col: int) -> tuple[int, int, int, int]:
+        """``(top, left, bottom, right)`` (bottom/right exclusive) of unit ``(row, col)``, unclipped."""
+        top, left = (
+            int(np.floor(s + i * j - (n - 1) / 2 + 0.5))
+            for s, i, j, n in zip(self.start, (row, col), self.jump, self.size, strict=True)
+        )
+        return top, left, top + self.size[0], left + self.size[1]
+
+
+@dataclass(frozen=True)
+class TopCrops:
+    """Receptive-field crops of the top-k images around their strongest location.
+
+    Attributes
+    ----------
+    images : ndarray, float32, shape (k, min(size_h, H), min(size_w, W), C)
+        Input patches; parts of the field outside the image are zero. A field larger than the
+        image is cut to the image size.
+    boxes : ndarray, int, shape (k, 4)
+        ``(top, left, bottom, right)`` of each patch in its image, clipped to the image.
+    locations : ndarray, int, shape (k, 2)
+        ``(row, col)`` of the strongest activation in the layer's map.
+    field : ReceptiveField
+    """
+
+    images: np.ndarray
+    boxes: np.ndarray
+    locations: np.ndarray
+    field: ReceptiveField
+
+
+def top_activating(
+    model: keras.Model,
+    layer,
+    unit: int,
+    images,
+    k: int = 9,
+    *,
+    batch_size: int | None = None,
+    crops: bool = False,
+    preprocess: Callable | None = None,
+    reduce: str = "max",
+):
+    """Indices of the ``k`` images that activate ``unit`` of ``layer`` most, best first.
+
+    Parameters
+    ----------
+    model : keras.Model
+    layer : str, int or Layer
+        A layer with a 4-D ``(N, h, w, c)`` or 2-D ``(N, c)`` output.
+    unit : int
+        Channel (or dense unit) index.
+    images : array_like (N, H, W[, C]) or iterable of batches
+        An array of any size (processed ``batch_size`` images at a time) or an iterable of
+        batches, e.g. a generator or ``tf.data`` dataset yielding ``x`` or ``(x, y)``. uint8 is
+        scaled to [0, 1]. Indices count images across the whole stream.
+    k : int
+        Number of images to keep (fewer if the data has fewer).
+    batch_size : int, optional
+        Images per forward pass (default 32).
+    crops : bool
+        Also return :class:`TopCrops`, the receptive-field patches around each image's argmax.
+    preprocess : callable, optional
+        Applied to the batch inside the graph before the model.
+    reduce : {"max", "mean"}
+        Score of an image: the max (default) or mean of the unit's activation map.
+
+    Returns
+    -------
+    indices : ndarray, int64, shape (k,)
+        Image indices by decreasing score (ties: lower index first).
+    scores : ndarray, float32, shape (k,)
+    crops : TopCrops
+        Only when ``crops=True`` (then three values are returned).
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
+    path, obj = resolve_layer(model, layer)
+    rank, channels = _output_rank(path, obj)
+    _check_unit(unit, channels, path)
+    if crops and rank != 4:
+        raise ValueError(
+            f"crops=True needs a layer with a spatial output; {path!r} has rank {rank}"
+        )
+    field = receptive_field(model, path) if crops else None
+    best = _TopK(int(k))
+    offset = 0
+    for x in iter_batches(images, model, batch_size):
+        if len(x) == 0:
+            continue
+        fn = _score_fn(model, path, preprocess, reduce, x)
+        scores, locs = (t.numpy() for t in fn(tf.convert_to_tensor(x), tf.constant(unit, tf.int32)))
+        kept = best.update(scores, offset)
+        if field is not None:
+            best.attach(kept, offset, lambda i, x=x, locs=locs: _crop(x[i], locs[i], field))
+        offset += len(x)
+    if offset == 0:
+        raise ValueError("images is empty: no image to rank")
+    indices, scores = best.result()
+    if field is None:
+        return indices, scores
+    patches, boxes, locations = zip(*(best.extras[i] for i in indices), strict=True)
+    return (
+        indices,
+        scores,
+        TopCrops(np.stack(patches), np.array(boxes), np.array(locations), field),
+    )
+
+
+def receptive_field(model: keras.Model, layer) -> ReceptiveField:
+    """Receptive field of ``layer``'s units, from the kernel sizes, strides, dilations and padding
+    of every layer between the input and ``layer`` (the largest over parallel branches)."""
+    path, _ = resolve_layer(model, layer)
+    names = path.split("/")
+    geo = _IDENTITY
+    layers = dict(iter_layers(model))
+    for depth in range(len(names)):
+        obj = layers["/".join(names[: depth + 1])]
+        memo: dict[int, _Geo] = {}
+        if depth < len(names) - 1:  # a nested model on the way: go to its input, then inside
+            geo = geo.then(_inputs_geo(obj, memo))
+        else:
+            geo = geo.then(_layer_geo(obj, memo))
+    return ReceptiveField(
+        tuple(int(s) for s in geo.size),
+        tuple(int(j) for j in geo.jump),
+        tuple(float(s) for s in geo.start),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+class _TopK:
+    """Running top-k of scores over a stream; ties resolved towards the lower index."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.scores = np.empty(0, np.float32)
+        self.indices = np.empty(0, np.int64)
+        self.extras: dict[int, tuple] = {}
+
+    def update(self, scores: np.ndarray, offset: int) -> np.ndarray:
+        """Merge a batch; returns the global indices of the batch's images that were kept."""
+        s = np.concatenate([self.scores, scores.astype(np.float32)])
+        i = np.concatenate([self.indices, offset + np.arange(len(scores), dtype=np.int64)])
+        if len(s) > self.k:
+            # argpartition finds the k-th best score in O(n); keeping every score tied with it
+            # before the exact sort makes the result independent of how the data is batched.
+            kth = s[np.argpartition(-s, self.k - 1)[self.k - 1]]
+            keep = np.flatnonzero(s >= kth)
+            s, i = s[keep], i[keep]
+        order = np.lexsort((i, -s))[: self.k]
+        self.scores, self.indices = s[order], i[order]
+        alive = set(self.indices.tolist())
+        self.extras = {j: v for j, v in self.extras.items() if j in alive}
+        return self.indices[self.indices >= offset]
+
+    def attach(self, kept: np.ndarray, offset: int, make: Callable[[int], tuple]) -> None:
+        for j in kept.tolist():
+            self.extras[j] = make(j - offset)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.indices.copy(), self.scores.copy()
+
+
+def _score_fn(model, path: str, preprocess, reduce: str, example: np.ndarray):
+    tap = Tap(capture=(path,), preprocess=preprocess)
+
+    def make():
+        def fn(x, unit):
+            act = forward(model, x, tap)[1][path]
+            if act.shape.rank == 2:
+                score = act[:, unit]
+                return score, tf.zeros((tf.shape(act)[0], 2), tf.int32)
+            unit_map = act[..., unit]
+            flat = tf.reshape(unit_map, (tf.shape(unit_map)[0], -1))
+            score = tf.reduce_max(flat, 1) if reduce == "max" else tf.reduce_mean(flat, 1)
+            arg = tf.cast(tf.argmax(flat, axis=1), tf.int32)
+            width = tf.shape(unit_map)[2]
+            return score, tf.stack([arg // width, arg % width], axis=1)
+
+        return fn, (image_spec(example), tf.TensorSpec((), tf.int32))
+
+    return compiled(model, ("top_activating", tap, reduce), make)
+
+
+def _output_rank(path: str, layer) -> tuple[int, int]:
+    try:
+        shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        raise ValueError(f"layer {path!r} has no single known output shape") from None
+    if len(shape) not in (2, 4):
+        raise ValueError(
+            f"layer {path!r} has output shape {shape}; top_activating needs (N, h, w, c) or (N, c)"
+        )
+    return len(shape), int(shape[-1])
+
+
+def _check_unit(unit, channels: int, path: str) -> None:
+    if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)):
+        raise TypeError(f"unit must be an int channel index, got {type(unit).__name__}: {unit!r}")
+    if not 0 <= unit < channels:
+        raise ValueError(f"unit {unit} is out of range: layer {path!r} has {channels} channels")
+
+
+def _crop(image: np.ndarray, loc: np.ndarray, field: ReceptiveField):
+    top, left, bottom, right = field.box(int(loc[0]), int(loc[1]))
+    h, w = image.shape[:2]
+    # Fields of deep layers outgrow the image: patches are never larger than the image itself.
+    ph, pw = min(field.size[0], h), min(field.size[1], w)
+    patch = np.zeros((ph, pw, image.shape[-1]), np.float32)
+    t, lft, b, r = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
+    if t < b and lft < r:
+        # Keep the part cut off at the border empty (zeros) on the side where it was cut off.
+        dt, dl = min(t - top, ph - (b - t)), min(lft - left, pw - (r - lft))
+        patch[dt : dt + b - t, dl : dl + r - lft] = image[t:b, lft:r]
+    return patch, (t, lft, b, r), (int(loc[0]), int(loc[1]))
+
+
+# Receptive-field arithmetic ------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Geo:
+    size: np.ndarray
+    jump: np.ndarray
+    start: np.ndarray
+
+    def then(self, inner: _Geo) -> _Geo:
+        """The field of ``inner`` (relative to this tensor) in the coordinates of our input."""
+        return _Geo(
+            self.size + (inner.size - 1) * self.jump,
+            self.jump * inner.jump,
+            self.start + inner.start * self.jump,
+        )
+
+
+_IDENTITY = _Geo(np.ones(2), np.ones(2), np.zeros(2))
+
+
+def _first(tensor):
+    return tensor[0] if isinstance(tensor, (list, tuple)) else tensor
+
+
+def _inputs_geo(layer, memo: dict) -> _Geo:
+    """Field of ``layer``'s input (the widest of several) in its graph's input coordinates."""
+    # A nested model's ``.input`` is its own Input; the tensor it is called on in the enclosing
+    # graph is on its first inbound node (the same node ``layer.input`` reads for plain layers).
+    nodes = getattr(layer, "_inbound_nodes", None)
+    if not nodes:
+        raise ValueError(
+            f"layer {layer.name!r} has never been called in a graph, so its receptive field is "
+            "unknown; build the model from keras.Input (or start a Sequential with one)"
+        )
+    inputs = list(nodes[0].input_tensors)
+    return max((_tensor_geo(t, memo) for t in inputs), key=lambda g: float(g.size.sum()))
+
+
+def _tensor_geo(tensor, memo: dict) -> _Geo:
+    op = tensor._keras_history.operation
+    if isinstance(op, keras.layers.InputLayer):
+        return _IDENTITY
+    return _layer_geo(op, memo)
+
+
+def _layer_geo(layer, memo: dict) -> _Geo:
+    """Field of ``layer``'s output relative to the input of the graph it lives in."""
+    if id(layer) in memo:
+        return memo[id(layer)]
+    before = _inputs_geo(layer, memo)
+    if isinstance(layer, keras.Model):
+        inner = _tensor_geo(_first(layer.outputs), {})
+    else:
+        inner = _local_geo(layer)
+    memo[id(layer)] = before.then(inner)
+    return memo[id(layer)]
+
+
+def _pair(value) -> np.ndarray:
+    v = np.atleast_1d(np.asarray(value, dtype=float))
+    return np.repeat(v, 2) if v.size == 1 else v[:2]
+
+
+def _local_geo(layer) -> _Geo:
+    """Field of one layer's output in its own input's coordinates."""
+    if isinstance(layer, keras.layers.ZeroPadding2D):
+        pad = np.array([layer.padding[0][0], layer.padding[1][0]], float)
+        return _Geo(np.ones(2), np.ones(2), -pad)
+    if isinstance(layer, keras.layers.Cropping2D):
+        crop = np.array([layer.cropping[0][0], layer.cropping[1][0]], float)
+        return _Geo(np.ones(2), np.ones(2), crop)
+    conv_kernel = getattr(layer, "kernel_size", None)
+    kernel = conv_kernel or getattr(layer, "pool_size", None)
+    if kernel is None:
+        return _IDENTITY
+    k = _pair(kernel)
+    # Pooling strides default to the pool size, convolution strides (custom layers) to 1.
+    s = _pair(getattr(layer, "strides", None) or (1 if conv_kernel else k))
+    d = _pair(getattr(layer, "dilation_rate", 1))
+    span = d * (k - 1) + 1
+    pad = np.zeros(2)
+    if _padding(layer, s) == "same":
+        size_in = np.array(layer.input.shape[1:3], float)
+        size_out = np.ceil(size_in / s)
+        pad = np.floor(np.maximum((size_out - 1) * s + span - size_in, 0) / 2)
+    return _Geo(span, s, (span - 1) / 2 - pad)
+
+
+def _padding(layer, strides: np.ndarray) -> str:
+    padding = getattr(layer, "padding", None)
+    if padding in ("same", "valid"):
+        return padding
+    # A custom layer without a padding attribute: "same" if the shapes say so.
+    try:
+        size_in = np.array(layer.input.shape[1:3], float)
+        size_out = np.array(layer.output.shape[1:3], float)
+    except (AttributeError, ValueError, TypeError):
+        return "valid"
+    return "same" if np.array_equal(size_out, np.ceil(size_in / strides)) else "valid"
