@@ -14,9 +14,13 @@ _API = {
     "register_model": "registry",
     "load_dataset": "datasets",
     "Dataset": "datasets",
+    "read_idx": "datasets",
+    "read_image_folder": "datasets",
     "train": "training",
     "TrainResult": "training",
     "load_model": "training",
+    "save_model": "training",
+    "load_sidecar": "training",
     "RBM": "rbm",
     "DBN": "dbn",
 }

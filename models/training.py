@@ -1,0 +1,523 @@
+"""Train a classifier on a :class:`~models.datasets.Dataset`, save it safely, load it back.
+
+Saved models are a ``<out>.keras`` archive plus a ``<out>.json`` sidecar describing how the model
+was made (architecture, data source, epochs, accuracy, history, library versions). Files are
+written atomically (a temporary file in the same folder, then ``os.replace``) and never overwrite
+an existing file unless asked to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .datasets import Dataset, load_dataset
+
+__all__ = ["TrainResult", "load_model", "load_sidecar", "save_model", "train"]
+
+AUGMENTATIONS = ("shift", "flip", "shift+flip")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The trained model.
+    history : dict of str -> list of float
+        Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.
+    test_accuracy, test_loss : float
+        On the dataset's test split.
+    path : Path or None
+        The saved ``.keras`` file, when ``out`` was given.
+    seconds : float
+        Wall time of fitting plus evaluation.
+    """
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    test_accuracy: float
+    test_loss: float
+    path: Path | None
+    seconds: float
+
+
+def train(
+    model_or_name: keras.Model | str,
+    dataset: Dataset | str,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    validation_split: float = 0.1,
+    learning_rate: float | None = None,
+    optimizer: str | keras.optimizers.Optimizer = "adam",
+    label_smoothing: float = 0.0,
+    augment: bool | str = False,
+    max_train: int | None = None,
+    seed: int = 0,
+    verbose: bool = True,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+) -> TrainResult:
+    """Fit a classifier with cross-entropy, evaluate it on the test split, optionally save it.
+
+    Parameters
+    ----------
+    model_or_name : keras.Model or str
+        A model ending in a softmax (or in logits: then the loss uses ``from_logits``), or a
+        registered architecture name, built for the dataset's image shape and class count.
+    dataset : Dataset or str
+        A dataset or a name for :func:`models.load_dataset`.
+    epochs, batch_size : int
+    out : path-like, optional
+        Save to ``<out>.keras`` and ``<out>.json`` (a trailing ``.keras`` in ``out`` is allowed).
+    overwrite : bool
+        Replace existing files; otherwise a ``FileExistsError`` is raised before training starts.
+    validation_split : float in [0, 1)
+        Share of the (shuffled) training images held out for ``val_*`` metrics.
+    learning_rate : float, optional
+        Optimizer learning rate (the optimizer's default when None).
+    optimizer : str or keras.optimizers.Optimizer
+        ``"adam"``, ``"sgd"``, ``"rmsprop"``, ... or an instance.
+    label_smoothing : float in [0, 1)
+        Mixes the one-hot targets with the uniform distribution (Szegedy et al. 2016, Inception V3).
+    augment : bool or {"shift", "flip", "shift+flip"}
+        Random shifts of up to 1/12 of the image size, zero filled (2 pixels on 28x28;
+        ``True`` = ``"shift"``), and/or random left-right flips (for clothes or photos, not
+        digits).
+    max_train : int, optional
+        Train on a seeded random subset of this many images.
+    seed : int
+        Seeds Keras/NumPy/Python (weights, shuffling, subset, split, augmentation).
+    verbose : bool
+        A tqdm progress bar per epoch.
+    callbacks : list of keras.callbacks.Callback, optional
+        Extra callbacks for ``model.fit``.
+
+    Returns
+    -------
+    TrainResult
+    """
+    _check_train_args(epochs, batch_size, validation_split, label_smoothing, augment, max_train)
+    data = load_dataset(dataset) if isinstance(dataset, str) else dataset
+    if not isinstance(data, Dataset):
+        raise TypeError(f"dataset must be a Dataset or a name, got {type(dataset).__name__}")
+    paths = None if out is None else _output_paths(out)
+    if paths is not None and not overwrite:
+        _refuse_existing(paths)
+    keras.utils.set_random_seed(seed)
+    model = _resolve_model(model_or_name, data)
+
+    train_idx, val_idx = _split(len(data.x_train), max_train, validation_split, seed)
+    n_val = len(val_idx)
+    smoothing = float(label_smoothing)
+    model.compile(
+        optimizer=_optimizer(optimizer, learning_rate),
+        loss=_loss(model, smoothing),
+        metrics=[_accuracy(smoothing)],
+    )
+    target = _targets(data.num_classes, smoothing)
+    x, y = data.x_train[train_idx], target(data.y_train[train_idx])
+    val = (data.x_train[val_idx], target(data.y_train[val_idx])) if n_val else None
+    fit_args, fit_options = _fit_inputs(x, y, int(batch_size), augment, seed)
+
+    start = time.perf_counter()
+    progress = _TqdmProgress(epochs, disable=not verbose)
+    fitted = model.fit(
+        *fit_args,
+        **fit_options,
+        validation_data=val,
+        epochs=int(epochs),
+        verbose=0,
+        callbacks=[progress, *(callbacks or ())],
+    )
+    scores = model.evaluate(
+        data.x_test,
+        target(data.y_test),
+        batch_size=max(batch_size, 256),
+        verbose=0,
+        return_dict=True,
+    )
+    seconds = time.perf_counter() - start
+    history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
+    result = TrainResult(
+        model, history, float(scores["accuracy"]), float(scores["loss"]), None, seconds
+    )
+    if verbose:
+        progress.write(f"test accuracy {result.test_accuracy:.4f}, loss {result.test_loss:.4f}")
+    if paths is not None:
+        settings = {
+            "epochs": int(epochs),
+            "batch_size": int(batch_size),
+            "validation_split": validation_split,
+            "learning_rate": learning_rate,
+            "optimizer": _name_of(optimizer),
+            "label_smoothing": smoothing,
+            "augment": augment,
+            "max_train": max_train,
+            "seed": seed,
+            "n_train": len(train_idx),
+            "n_val": n_val,
+        }
+        meta = _sidecar(model_or_name, model, data, result, settings)
+        result.path = save_model(model, paths[0], overwrite=overwrite, metadata=meta)
+    return result
+
+
+def save_model(
+    model: keras.Model,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    metadata: dict | None = None,
+) -> Path:
+    """Save ``model`` to ``path`` (``.keras`` added if missing), atomically.
+
+    With ``metadata``, a JSON sidecar with the same stem is written too.
+
+    Raises
+    ------
+    FileExistsError
+        When the model file or its sidecar exists and ``overwrite`` is False.
+    """
+    model_path, json_path = _output_paths(path)
+    if not overwrite:
+        _refuse_existing((model_path, json_path) if metadata is not None else (model_path,))
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(model_path, lambda tmp: model.save(tmp))
+    if metadata is not None:
+        text = json.dumps(metadata, indent=2, default=_jsonable) + "\n"
+        _atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+    return model_path
+
+
+def load_model(
+    path: str | os.PathLike, *, safe_mode: bool = True, compile: bool = False
+) -> keras.Model:
+    """Load a ``.keras`` model file (legacy ``.h5`` too), with readable errors.
+
+    Parameters
+    ----------
+    path : path-like
+    safe_mode : bool
+        Keras' safe mode: refuses ``Lambda`` layers, whose saved Python code would run on
+        loading. Pass False only for files you trust.
+    compile : bool
+        Restore the training configuration (optimizer, loss) as well.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Wrong extension, a corrupt/truncated archive, a file that holds no model, or a Lambda
+        layer in safe mode.
+    """
+    from . import zoo  # noqa: F401  (registers the custom layers of every architecture)
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"no model file at {str(path)!r}")
+    if path.is_dir() or path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
+        raise ValueError(
+            f"{str(path)!r} is not a model file: expected a '.keras' archive (or legacy '.h5')"
+        )
+    if path.suffix.lower() == ".keras":
+        _check_archive(path)
+    try:
+        model = keras.saving.load_model(path, compile=compile, safe_mode=safe_mode)
+    except Exception as exc:
+        if safe_mode and "safe_mode" in str(exc):
+            raise ValueError(
+                f"{str(path)!r} contains a Lambda layer (stored Python code). Keras' safe mode "
+                "refuses to load it because loading would run that code. If you trust the file, "
+                "call load_model(path, safe_mode=False)."
+            ) from exc
+        raise ValueError(
+            f"cannot load a model from {str(path)!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"{str(path)!r} holds a {type(model).__name__}, not a keras.Model")
+    return model
+
+
+def load_sidecar(path: str | os.PathLike) -> dict | None:
+    """The JSON sidecar of a saved model (``<stem>.json`` beside ``<stem>.keras``), or None."""
+    _, json_path = _output_paths(path)
+    if not json_path.is_file():
+        return None
+    try:
+        return json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"sidecar {str(json_path)!r} is not valid JSON: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class _TqdmProgress(keras.callbacks.Callback):
+    """One tqdm bar per epoch, advancing per batch, with loss and accuracy as postfix."""
+
+    def __init__(self, epochs: int, *, disable: bool) -> None:
+        super().__init__()
+        self.epochs, self.disable, self.bar = epochs, disable, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from tqdm.auto import tqdm
+
+        total = (self.params or {}).get("steps")
+        desc = f"epoch {epoch + 1}/{self.epochs}"
+        self.bar = tqdm(total=total, desc=desc, unit="batch", disable=self.disable, leave=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if batch % 20 == 0 and logs:
+            self.bar.set_postfix(_short(logs), refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs:
+            self.bar.set_postfix(_short(logs))
+        self.bar.close()
+
+    def write(self, text: str) -> None:
+        from tqdm.auto import tqdm
+
+        if not self.disable:
+            tqdm.write(text)
+
+
+def _short(logs: dict) -> dict:
+    return {k.replace("accuracy", "acc"): f"{float(v):.4f}" for k, v in logs.items()}
+
+
+class _ShiftedBatches(keras.utils.PyDataset):
+    """Shuffled batches with optional random shifts (zero fill) and left-right flips."""
+
+    def __init__(self, x, y, batch_size: int, *, shift: bool, flip: bool, seed: int) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size, self.flip = x, y, batch_size, flip
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x))
+        self.max_shift = max(1, min(x.shape[1:3]) // 12) if shift else 0
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        batch = self.x[rows].copy()
+        if self.max_shift:
+            batch = _shift(batch, self.rng, self.max_shift)
+        if self.flip:
+            mirror = self.rng.random(len(batch)) < 0.5
+            batch[mirror] = batch[mirror, :, ::-1]
+        return batch, self.y[rows]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.x))
+
+
+def _shift(images: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
+    n, h, w, _ = images.shape
+    s = max_shift
+    padded = np.pad(images, ((0, 0), (s, s), (s, s), (0, 0)))
+    dy, dx = rng.integers(0, 2 * s + 1, size=(2, n))
+    rows = dy[:, None] + np.arange(h)[None, :]  # (n, h)
+    cols = dx[:, None] + np.arange(w)[None, :]  # (n, w)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def _fit_inputs(x, y, batch_size, augment, seed) -> tuple[tuple, dict]:
+    """Positional and keyword arguments of ``model.fit`` for the training data."""
+    if not augment:
+        return (x, y), {"batch_size": batch_size, "shuffle": True}
+    shift, flip = augment in (True, "shift", "shift+flip"), augment in ("flip", "shift+flip")
+    return (_ShiftedBatches(x, y, batch_size, shift=shift, flip=flip, seed=seed),), {}
+
+
+def _split(n: int, max_train: int | None, validation_split: float, seed: int) -> tuple:
+    """Seeded (train, validation) indices, after keeping a random ``max_train`` of ``n``."""
+    order = np.random.default_rng(seed).permutation(n)[: max_train or None]
+    n_val = round(validation_split * len(order))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _check_train_args(epochs, batch_size, validation_split, label_smoothing, augment, max_train):
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if not 0 <= validation_split < 1:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    if augment not in (False, True, *AUGMENTATIONS):
+        raise ValueError(f"augment must be a bool or one of {AUGMENTATIONS}, got {augment!r}")
+    if max_train is not None and int(max_train) < 1:
+        raise ValueError(f"max_train must be None or >= 1, got {max_train!r}")
+
+
+def _resolve_model(model_or_name, data: Dataset) -> keras.Model:
+    if isinstance(model_or_name, str):
+        from .registry import create_model
+
+        return create_model(model_or_name, data.input_shape, data.num_classes)
+    if not isinstance(model_or_name, keras.Model):
+        raise TypeError(
+            f"model_or_name must be a keras.Model or a registered name, "
+            f"got {type(model_or_name).__name__}"
+        )
+    expected = tuple(model_or_name.input_shape[1:])
+    if len(expected) != 3 or any(
+        e not in (None, d) for e, d in zip(expected, data.input_shape, strict=True)
+    ):
+        raise ValueError(
+            f"model input shape {expected} does not fit dataset {data.name!r} images "
+            f"{data.input_shape}"
+        )
+    units = model_or_name.output_shape[-1]
+    if units != data.num_classes:
+        raise ValueError(
+            f"model has {units} outputs but dataset {data.name!r} has {data.num_classes} classes"
+        )
+    return model_or_name
+
+
+def _ends_in_softmax(model: keras.Model) -> bool:
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    return getattr(getattr(last, "activation", None), "__name__", None) == "softmax"
+
+
+def _loss(model: keras.Model, smoothing: float) -> keras.losses.Loss:
+    logits = not _ends_in_softmax(model)
+    if smoothing:
+        return keras.losses.CategoricalCrossentropy(from_logits=logits, label_smoothing=smoothing)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+
+
+def _accuracy(smoothing: float) -> keras.metrics.Metric:
+    if smoothing:
+        return keras.metrics.CategoricalAccuracy(name="accuracy")
+    return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+
+def _targets(num_classes: int, smoothing: float) -> Callable[[np.ndarray], np.ndarray]:
+    if smoothing:
+        return lambda y: np.eye(num_classes, dtype=np.float32)[y]
+    return lambda y: np.asarray(y)
+
+
+def _optimizer(optimizer, learning_rate) -> keras.optimizers.Optimizer:
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        if learning_rate is not None:
+            optimizer.learning_rate = learning_rate
+        return optimizer
+    config = {} if learning_rate is None else {"learning_rate": float(learning_rate)}
+    try:
+        return keras.optimizers.get({"class_name": str(optimizer), "config": config})
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; use a Keras optimizer name such as 'adam', 'sgd', "
+            "'rmsprop' or an instance"
+        ) from exc
+
+
+def _name_of(optimizer) -> str:
+    return optimizer if isinstance(optimizer, str) else type(optimizer).__name__
+
+
+def _sidecar(model_or_name, model, data: Dataset, result: TrainResult, settings: dict) -> dict:
+    import tensorflow as tf
+
+    architecture = model_or_name if isinstance(model_or_name, str) else model.name
+    return {
+        "architecture": architecture,
+        "model_name": model.name,
+        "dataset": data.name,
+        "dataset_source": data.source,
+        "input_shape": list(data.input_shape),
+        "class_names": list(data.class_names),
+        **settings,
+        "n_test": len(data.x_test),
+        "test_accuracy": result.test_accuracy,
+        "test_loss": result.test_loss,
+        "history": result.history,
+        "seconds": round(result.seconds, 2),
+        "params": int(model.count_params()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+    }
+
+
+def _output_paths(out: str | os.PathLike) -> tuple[Path, Path]:
+    out = Path(out).expanduser()
+    stem = out.with_suffix("") if out.suffix.lower() in (".keras", ".json") else out
+    return Path(f"{stem}.keras"), Path(f"{stem}.json")
+
+
+def _refuse_existing(paths) -> None:
+    for path in paths:
+        if path.exists():
+            raise FileExistsError(
+                f"{str(path)!r} already exists; pass overwrite=True to replace it or choose "
+                "another out="
+            )
+
+
+def _atomic_write(target: Path, write: Callable[[str], object]) -> None:
+    # Same folder as the target so os.replace is an atomic rename on one file system; the
+    # temporary name keeps the suffix because Keras checks it.
+    # The writer creates the file itself, so it gets the usual permissions (mkstemp's are 0600).
+    tmp = str(target.parent / f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{target.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_archive(path: Path) -> None:
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{str(path)!r} is not a valid .keras archive (not a zip file: corrupt, truncated or "
+            "not a model)"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"{str(path)!r} is a corrupt .keras archive: {exc}") from exc
+    if "config.json" not in names:
+        raise ValueError(f"{str(path)!r} is a zip file but not a Keras model (no config.json)")
+    if bad is not None:
+        raise ValueError(f"{str(path)!r} is corrupt: member {bad!r} fails its CRC check")
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
