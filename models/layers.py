@@ -1,0 +1,273 @@
+"""Serialisable custom layers of the model zoo, plus small block helpers shared by the builders.
+
+Every layer here is registered with ``keras.saving.register_keras_serializable(package="models")``
+and has a complete ``get_config``, so a model that uses it saves to ``.keras`` and reloads with
+``safe_mode=True`` and no ``custom_objects`` (nothing here is a ``Lambda``).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+__all__ = [
+    "SMALL_INPUT_SIDE",
+    "Highway",
+    "LocalResponseNormalization",
+    "Maxout",
+    "ScaledResidual",
+    "channels",
+    "check_width",
+    "classifier",
+    "conv_bn",
+    "is_small",
+]
+
+
+@keras.saving.register_keras_serializable(package="models")
+class LocalResponseNormalization(layers.Layer):
+    """Local response normalisation across channels (Krizhevsky et al., 2012, section 3.3).
+
+    ``y_c = x_c / (bias + alpha * sum_{j=c-r}^{c+r} x_j**2) ** beta`` with the sum running over
+    the ``2 * depth_radius + 1`` neighbouring channels that exist (the same formula as
+    ``tf.nn.local_response_normalization``; note that ``alpha`` is *not* divided by the window).
+    AlexNet used ``depth_radius=2, bias=2, alpha=1e-4, beta=0.75``.
+    """
+
+    def __init__(
+        self,
+        depth_radius: int = 2,
+        bias: float = 2.0,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(depth_radius) < 0:
+            raise ValueError(f"depth_radius must be >= 0, got {depth_radius!r}")
+        self.depth_radius = int(depth_radius)
+        self.bias = float(bias)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def call(self, inputs):
+        r = self.depth_radius
+        channels = inputs.shape[-1]
+        squared = ops.square(inputs)
+        rank = len(inputs.shape)
+        padded = ops.pad(squared, [[0, 0]] * (rank - 1) + [[r, r]])
+        # A sum of 2r+1 shifted slices: exact, cheap for the small radii LRN uses, any backend.
+        window = padded[..., 0:channels]
+        for shift in range(1, 2 * r + 1):
+            window = window + padded[..., shift : shift + channels]
+        return inputs / ops.power(self.bias + self.alpha * window, self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_radius": self.depth_radius,
+            "bias": self.bias,
+            "alpha": self.alpha,
+            "beta": self.beta,
+        }
+
+
+@keras.saving.register_keras_serializable(package="models")
+class Maxout(layers.Layer):
+    """Maxout activation (Goodfellow et al., 2013): the max over groups of ``num_pieces`` units.
+
+    The last axis of size ``C`` is split into ``C // num_pieces`` groups of consecutive units;
+    output unit ``i`` is ``max(x[..., i*k : (i+1)*k])``. Put it after a ``Dense`` or ``Conv2D``
+    with ``units * num_pieces`` outputs.
+    """
+
+    def __init__(self, num_pieces: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_pieces) < 1:
+            raise ValueError(f"num_pieces must be >= 1, got {num_pieces!r}")
+        self.num_pieces = int(num_pieces)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.num_pieces:
+            raise ValueError(
+                f"Maxout needs a last axis divisible by num_pieces={self.num_pieces}, "
+                f"got input shape {tuple(input_shape)}"
+            )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        channels = inputs.shape[-1]
+        dynamic = ops.shape(inputs)
+        grouped_shape = (*dynamic[:-1], channels // self.num_pieces, self.num_pieces)
+        return ops.max(ops.reshape(inputs, grouped_shape), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] // self.num_pieces)
+
+    def get_config(self):
+        return {**super().get_config(), "num_pieces": self.num_pieces}
+
+
+@keras.saving.register_keras_serializable(package="models")
+class Highway(layers.Layer):
+    """Highway layer (Srivastava et al., 2015): ``y = H(x) * T(x) + x * (1 - T(x))``.
+
+    ``H`` is an affine map plus ``activation``; ``T = sigmoid(.)`` is the transform gate and
+    ``1 - T`` the carry gate. With ``kernel_size=None`` both are dense maps over the last axis;
+    with an int they are ``'same'``-padded 2D convolutions (a convolutional highway layer), so
+    the output has the input's shape. ``transform_bias`` (negative) makes the layer start close
+    to the identity, as the paper recommends (-1 to -3).
+    """
+
+    def __init__(
+        self,
+        kernel_size: int | None = None,
+        activation: str = "relu",
+        transform_bias: float = -2.0,
+        kernel_initializer: str = "he_normal",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if kernel_size is not None and int(kernel_size) < 1:
+            raise ValueError(f"kernel_size must be None or >= 1, got {kernel_size!r}")
+        self.kernel_size = None if kernel_size is None else int(kernel_size)
+        self.activation = keras.activations.get(activation)
+        self.transform_bias = float(transform_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        units = int(input_shape[-1])
+        shape = (units, units)
+        if self.kernel_size is not None:
+            shape = (self.kernel_size, self.kernel_size, units, units)
+        self.h_kernel = self.add_weight(
+            name="h_kernel", shape=shape, initializer=self.kernel_initializer
+        )
+        self.h_bias = self.add_weight(name="h_bias", shape=(units,), initializer="zeros")
+        self.t_kernel = self.add_weight(
+            name="t_kernel", shape=shape, initializer=self.kernel_initializer
+        )
+        self.t_bias = self.add_weight(
+            name="t_bias",
+            shape=(units,),
+            initializer=keras.initializers.Constant(self.transform_bias),
+        )
+
+    def _affine(self, x, kernel, bias):
+        if self.kernel_size is None:
+            return ops.matmul(x, kernel) + bias
+        return ops.conv(x, kernel, strides=1, padding="same") + bias
+
+    def call(self, inputs):
+        h = self.activation(self._affine(inputs, self.h_kernel, self.h_bias))
+        t = ops.sigmoid(self._affine(inputs, self.t_kernel, self.t_bias))
+        # x + T (H - x) == H T + x (1 - T), one multiply fewer.
+        return inputs + t * (h - inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "activation": keras.activations.serialize(self.activation),
+            "transform_bias": self.transform_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="models")
+class ScaledResidual(layers.Layer):
+    """``shortcut + scale * residual`` for inputs ``[shortcut, residual]`` of equal shape.
+
+    Szegedy et al. (2016) scale the residual of Inception-ResNet blocks by 0.1-0.3 to keep very
+    wide residual networks stable; a layer (not a ``Lambda``) so that models load in safe mode.
+    """
+
+    def __init__(self, scale: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+
+    def call(self, inputs):
+        shortcut, residual = inputs
+        return shortcut + self.scale * residual
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+# --- block helpers shared by the builders -----------------------------------------------------
+
+# Below this input side the builders switch to the stride-1 "small input" stems that seed 001
+# uses for CIFAR-10 (``small_mode``), so 28x28 and 32x32 images do not collapse to nothing.
+SMALL_INPUT_SIDE = 96
+
+
+def is_small(input_shape: tuple[int, ...], small_inputs: bool | None = None) -> bool:
+    """Whether a builder should use its small-input stem (auto: smaller side < 96 pixels)."""
+    if small_inputs is not None:
+        return bool(small_inputs)
+    return min(int(input_shape[0]), int(input_shape[1])) < SMALL_INPUT_SIDE
+
+
+def channels(n: int, width: float) -> int:
+    """``n`` channels scaled by the width multiplier ``width``, at least 1."""
+    return max(1, round(n * width))
+
+
+def check_width(width: float) -> float:
+    """Validate the width multiplier shared by all builders."""
+    if not isinstance(width, int | float) or not width > 0:
+        raise ValueError(f"width must be a positive number, got {width!r}")
+    return float(width)
+
+
+def conv_bn(
+    x,
+    filters: int,
+    kernel_size,
+    name: str,
+    *,
+    strides=1,
+    padding: str = "same",
+    activation: str | None = "relu",
+    use_bias: bool = False,
+    scale: bool = False,
+):
+    """Conv2D (no bias) -> BatchNorm -> activation, named ``name``, ``name_bn``, ``name_relu``.
+
+    ``scale=False`` follows the Inception reference implementations (the following ReLU makes
+    gamma redundant), which is also what the published parameter counts assume.
+    """
+    x = layers.Conv2D(
+        filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias, name=name
+    )(x)
+    x = layers.BatchNormalization(axis=-1, scale=scale, epsilon=1e-3, name=f"{name}_bn")(x)
+    if activation is not None:
+        x = layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return x
+
+
+def classifier(
+    x,
+    num_classes: int,
+    *,
+    dropout: float = 0.0,
+    flatten: bool = False,
+):
+    """Global average pooling (or flatten), optional dropout, softmax ``predictions`` layer."""
+    if flatten:
+        x = layers.Flatten(name="flatten")(x)
+    else:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    return layers.Dense(num_classes, activation="softmax", name="predictions")(x)
