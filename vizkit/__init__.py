@@ -27,6 +27,7 @@ _API = {
     "maximize": "activation_max",
     "deepdream": "dream",
     "export": "report",
+    "add_figures": "report",
     "VisualizationCallback": "callbacks",
     "layer_paths": "_layers",
 }

@@ -70,8 +70,10 @@ def render_index(manifest: Manifest) -> str:
     names = [n for n in manifest.models if n in by_model or n in manifest.diagnosis]
     names += [n for n in by_model if n not in names]
     body = [_model_section(n, by_model.get(n, []), manifest) for n in names]
-    figures = sum(1 for e in manifest.entries.values())
+    body += [_extra_section(s, items) for s, items in manifest.extras.items()]
+    figures = len(manifest.entries) + sum(len(items) for items in manifest.extras.values())
     toc = "".join(f'<li><a href="#{_anchor(n)}">{_esc(n)}</a></li>' for n in names)
+    toc += "".join(f'<li><a href="#{_extra_anchor(s)}">{_esc(s)}</a></li>' for s in manifest.extras)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -131,6 +133,23 @@ def _figures_html(entries: list[Entry]) -> str:
     return "".join(parts)
 
 
+def _extra_section(section: str, items: list[dict[str, str]]) -> str:
+    """Figures added with :func:`vizkit.report.add_figures`, one section per name."""
+    parts = [
+        f'<section class="model" id="{_extra_anchor(section)}"><h2>{_esc(section)}</h2>'
+        '<div class="grid">'
+    ]
+    for item in items:
+        title, path = item.get("title", ""), item.get("path", "")
+        thumb = item.get("thumbnail") or path
+        parts.append(
+            f'<figure><a href="{_url(path)}"><img src="{_url(thumb)}" alt="{_esc(title)}" '
+            f'loading="lazy"></a><figcaption>{_esc(title)}</figcaption></figure>'
+        )
+    parts.append("</div></section>")
+    return "".join(parts)
+
+
 def _diagnosis_html(diagnosis: dict[str, Any]) -> str:
     """Table of :meth:`vizkit.Diagnosis.to_dict`: one row per layer, problem rows highlighted."""
     rows = [r for r in diagnosis.get("layers", []) if isinstance(r, dict)]
@@ -181,3 +200,7 @@ def _url(path: str) -> str:
 
 def _anchor(name: str) -> str:
     return "model-" + safe_name(name)
+
+
+def _extra_anchor(section: str) -> str:
+    return "extra-" + safe_name(section)

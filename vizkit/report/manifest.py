@@ -48,6 +48,9 @@ class Manifest:
     pending: set[str] = field(default_factory=set)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnosis: dict[str, Any] = field(default_factory=dict)
+    # Free-standing figures added with :func:`vizkit.report.add_figures`: section -> list of
+    # {"title", "path", "thumbnail"} (paths relative to the folder).
+    extras: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
 
     @classmethod
@@ -78,6 +81,7 @@ class Manifest:
             pending=set(raw.get("pending", [])),
             models=dict(raw.get("models", {})),
             diagnosis=dict(raw.get("diagnosis", {})),
+            extras={str(k): list(v) for k, v in dict(raw.get("extras", {})).items()},
             created=float(raw.get("created", time.time())),
         )
 
@@ -109,6 +113,7 @@ class Manifest:
             "updated": time.time(),
             "models": self.models,
             "diagnosis": self.diagnosis,
+            "extras": self.extras,
             "pending": sorted(self.pending),
             "files": [asdict(e) for e in self.entries.values()],
         }
