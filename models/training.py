@@ -115,6 +115,12 @@ def train(
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     if not isinstance(data, Dataset):
         raise TypeError(f"dataset must be a Dataset or a name, got {type(dataset).__name__}")
+    if len(data.x_train) == 0 or len(data.x_train) != len(data.y_train):
+        raise ValueError(
+            f"dataset {data.name!r} is empty or inconsistent: x_train has shape "
+            f"{data.x_train.shape} and y_train {data.y_train.shape}; training needs at least one "
+            "image and one label per image"
+        )
     paths = None if out is None else _output_paths(out)
     if paths is not None and not overwrite:
         _refuse_existing(paths)

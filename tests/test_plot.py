@@ -36,8 +36,10 @@ def test_plot_package_exports_every_function():
         "plot_filters",
         "plot_grid",
         "plot_heatmap",
+        "plot_history",
         "plot_hypercolumn",
         "plot_layers_overview",
+        "plot_message",
         "plot_top_activating",
         "save_figure",
     }
@@ -141,3 +143,22 @@ def test_plot_errors_name_the_problem():
         plot_grid(random_images(1, (4, 4, 5)))
     with pytest.raises(ValueError, match="heatmap must have shape"):
         plot_heatmap(np.zeros((2, 3, 4)))
+
+
+def test_history_draws_train_and_validation_curves_per_metric():
+    from vizkit.plot import plot_history
+
+    history = {"loss": [1.0, 0.5, 0.25], "val_loss": [1.1, 0.7, 0.6], "accuracy": [0.5, 0.8, 0.9]}
+    fig = plot_history(history, title="run")
+    loss_ax, acc_ax = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
+    np.testing.assert_array_equal(loss_ax.lines[1].get_ydata(), history["val_loss"])
+    np.testing.assert_array_equal(acc_ax.lines[0].get_xdata(), [1, 2, 3])
+    assert len(acc_ax.lines) == 1  # no validation accuracy recorded
+
+
+def test_history_without_known_metrics_names_what_it_has():
+    from vizkit.plot import plot_history
+
+    with pytest.raises(ValueError, match=r"has none of the metrics.*\['mae'\]"):
+        plot_history({"mae": [1.0]})

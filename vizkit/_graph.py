@@ -93,6 +93,8 @@ def compiled(
     ``make()`` returns ``(python_function, input_signature)``; it is only called on a cache miss.
     The cache dies with the model.
     """
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}: {model!r:.80}")
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         fn, signature = make()
@@ -113,13 +115,21 @@ def map_batches(fn: Callable, arrays: Sequence[np.ndarray], batch_size: int | No
     """
     size = check_batch_size(batch_size)
     n = len(arrays[0])
-    parts = []
+    if n == 0:
+        raise ValueError("nothing to compute: the batch is empty")
+    result = None
     for start in range(0, n, size):
         chunk = [tf.convert_to_tensor(a[start : start + size]) for a in arrays]
-        parts.append(tf.nest.map_structure(lambda t: t.numpy(), fn(*chunk)))
-    if not parts:
-        raise ValueError("nothing to compute: the batch is empty")
-    return tf.nest.map_structure(lambda *xs: np.concatenate(xs, axis=0), *parts)
+        part = tf.nest.map_structure(lambda t: t.numpy(), fn(*chunk))
+        if start == 0 and size >= n:
+            return part  # one chunk: .numpy() already made writable arrays of their own
+        if result is None:
+            # Fill preallocated outputs: one copy, and never the chunks and the result at once.
+            result = tf.nest.map_structure(lambda a: np.empty((n, *a.shape[1:]), a.dtype), part)
+        rows = slice(start, start + len(tf.nest.flatten(part)[0]))
+        for out, values in zip(tf.nest.flatten(result), tf.nest.flatten(part), strict=True):
+            out[rows] = values
+    return result
 
 
 def check_batch_size(batch_size: int | None) -> int:
@@ -254,6 +264,13 @@ def _patch_capture(layer, path: str, captured: dict, undo: list) -> None:
 
     def call(*args, **kwargs):
         out = original(*args, **kwargs)
+        if isinstance(out, tf.Tensor) and out.dtype in (tf.float16, tf.bfloat16):
+            # Mixed precision: record a float32 copy and let the rest of the model run on it
+            # (the round trip float16 -> float32 -> float16 is exact), so that gradients with
+            # respect to the recorded activation exist.
+            wide = tf.cast(out, tf.float32)
+            captured.setdefault(path, wide)
+            return tf.cast(wide, out.dtype)
         captured.setdefault(path, out)
         return out
 
@@ -319,14 +336,23 @@ def _plain_relu_layer(layer) -> bool:
     )
 
 
-@tf.custom_gradient
 def _guided_relu(x):
-    """ReLU whose gradient passes only where both the input and the incoming gradient are positive."""
+    """ReLU whose gradient passes only where both the input and the incoming gradient are positive.
+
+    The plain ReLU stays in the graph (its own gradient masks ``x > 0`` and TensorFlow keeps
+    fusing it with the convolution before it); only the incoming gradient is rectified.
+    """
+    return _rectified_gradient(tf.nn.relu(x))
+
+
+@tf.custom_gradient
+def _rectified_gradient(y):
+    """Identity whose backward pass keeps only the positive part of the incoming gradient."""
 
     def grad(dy):
-        return dy * tf.cast(x > 0, dy.dtype) * tf.cast(dy > 0, dy.dtype)
+        return tf.nn.relu(dy)
 
-    return tf.nn.relu(x), grad
+    return tf.identity(y), grad
 
 
 @tf.custom_gradient

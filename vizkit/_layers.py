@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from ._images import check_model
+
 CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 
 
@@ -13,6 +15,8 @@ def iter_layers(model: keras.Model, prefix: str = "") -> list[tuple[str, keras.l
     A nested model appears itself (``"backbone"``) and then its inner layers
     (``"backbone/block1_conv1"``). Input layers are skipped.
     """
+    if not prefix:
+        check_model(model)
     out: list[tuple[str, keras.layers.Layer]] = []
     for layer in getattr(model, "layers", []):
         if isinstance(layer, keras.layers.InputLayer):
@@ -43,9 +47,9 @@ def resolve_layer(
     ValueError
         For an unknown name or an out-of-range index; the message lists the available layers.
     TypeError
-        For anything that is not a str, int or Layer.
+        For anything that is not a str, int or Layer, or a ``model`` that is not a Keras model.
     """
-    layers = iter_layers(model)
+    layers = iter_layers(check_built(model))
     if isinstance(layer, keras.layers.Layer):
         for path, obj in layers:
             if obj is layer:
@@ -78,15 +82,40 @@ def resolve_layer(
 def resolve_layers(model: keras.Model, layers) -> list[str]:
     """Paths for ``layers`` (one spec or a list of specs); ``None`` means every layer."""
     if layers is None:
-        return layer_paths(model)
+        return layer_paths(check_built(model))
     if isinstance(layers, (str, int, keras.layers.Layer)):
         layers = [layers]
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(
+            "layers must be a layer name (str), index (int), Layer or a list of them, got "
+            f"{type(layers).__name__}: {layers!r:.80}"
+        )
     paths = [resolve_layer(model, spec)[0] for spec in layers]
     if not paths:
         raise ValueError(
             "layers is empty; pass None for every layer or at least one layer name or index"
         )
     return list(dict.fromkeys(paths))
+
+
+def check_built(model) -> keras.Model:
+    """``model`` if it is a built Keras model; layers of an unbuilt one have no weights or shapes.
+
+    Raises
+    ------
+    TypeError
+        For anything that is not a Keras model.
+    ValueError
+        For a model that was never built (a Sequential without ``keras.Input``, a subclassed model
+        never called).
+    """
+    check_model(model)
+    if not getattr(model, "built", True):
+        raise ValueError(
+            f"model {model.name!r} is not built, so its layers have no weights or shapes yet: "
+            "build it first (call it once on a batch, or start a Sequential with keras.Input)"
+        )
+    return model
 
 
 def conv_layer_paths(model: keras.Model) -> list[str]:
@@ -102,6 +131,7 @@ def is_conv(layer: keras.layers.Layer) -> bool:
 
 def last_conv_layer(model: keras.Model) -> str:
     """Path of the last convolution layer with a 4-D output (Grad-CAM's default target)."""
+    check_built(model)
     for path, layer in reversed(iter_layers(model)):
         if is_conv(layer) and _rank(layer) == 4:
             return path
@@ -114,11 +144,33 @@ def last_conv_layer(model: keras.Model) -> str:
     )
 
 
-def _rank(layer: keras.layers.Layer) -> int:
+def output_shape(layer: keras.layers.Layer) -> tuple | None:
+    """Output shape of ``layer`` (batch axis included), or None when it cannot be known.
+
+    Layers of functional models have a symbolic ``output``; layers inside subclassed models only
+    know the shape they were built with, from which the output shape is computed.
+    """
     try:
-        return len(layer.output.shape)
+        return tuple(layer.output.shape)
     except (AttributeError, ValueError):
-        return -1
+        pass
+    shapes = getattr(layer, "_build_shapes_dict", None) or {}
+    if not getattr(layer, "built", False) or len(shapes) != 1:
+        return None
+    try:
+        shape = layer.compute_output_shape(next(iter(shapes.values())))
+    except Exception:  # layers without a static shape rule
+        return None
+    if not isinstance(shape, (tuple, list)) or not all(
+        s is None or isinstance(s, int) for s in shape
+    ):
+        return None  # several outputs
+    return tuple(shape)
+
+
+def _rank(layer: keras.layers.Layer) -> int:
+    shape = output_shape(layer)
+    return -1 if shape is None else len(shape)
 
 
 def _listing(layers: list[tuple[str, keras.layers.Layer]]) -> str:

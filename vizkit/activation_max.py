@@ -145,6 +145,11 @@ def _check_units(units, n_units: int, path: str) -> np.ndarray:
         return np.arange(n_units, dtype=np.int32)
     if isinstance(units, (int, np.integer)) and not isinstance(units, bool):
         units = [units]
+    if not isinstance(units, (list, tuple, range, np.ndarray)):
+        raise TypeError(
+            f"units must be None, an int or a list of ints (0..{n_units - 1} for layer "
+            f"{path!r}), got {type(units).__name__}: {units!r}"
+        )
     values = list(units)
     bad = [
         u

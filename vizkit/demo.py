@@ -239,22 +239,11 @@ def _export_all(model, images, pool, out: Path, sizes: DemoSizes, seed: int, com
 
 # -- extra figures ------------------------------------------------------------------------------
 def _training_figures(trained, data, sizes: DemoSizes) -> list:
-    from matplotlib.figure import Figure
+    from .plot import plot_grid, plot_history, plot_message
 
-    from .plot import plot_grid
-
-    history = trained.history
-    fig = Figure(figsize=(8, 3))
-    for ax, key in zip(fig.subplots(1, 2), ("loss", "accuracy"), strict=True):
-        epochs = np.arange(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], "o-", label="train")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], "s--", label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_title(key)
-        ax.legend()
-    fig.suptitle(f"LeNet-5 on MNIST: test accuracy {trained.test_accuracy:.2%}")
-    fig.tight_layout()
+    fig = plot_history(
+        trained.history, title=f"LeNet-5 on MNIST: test accuracy {trained.test_accuracy:.2%}"
+    )
 
     probs = trained.model.predict(data.x_test, batch_size=512, verbose=0)
     predicted = probs.argmax(axis=1)
@@ -269,7 +258,7 @@ def _training_figures(trained, data, sizes: DemoSizes) -> list:
             f"{len(data.y_test)})",
         )
     else:
-        grid = _text_figure("No misclassified test digits")
+        grid = plot_message("No misclassified test digits")
     return [("Training curves", fig), ("Misclassified test digits", grid)]
 
 
@@ -367,14 +356,6 @@ def _rbm_figures(data, sizes: DemoSizes, *, seed: int, progress: bool) -> list:
         title="RBM reconstructions of test digits",
     )
     return [("RBM filters", filters), ("RBM reconstructions", reconstructions)]
-
-
-def _text_figure(text: str):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4, 1))
-    fig.text(0.5, 0.5, text, ha="center", va="center")
-    return fig
 
 
 __all__ = ["FULL", "QUICK", "DemoSizes", "demo_photo", "run_demo"]

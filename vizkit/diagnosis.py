@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from ._graph import Tap, compiled, forward, image_spec
-from ._layers import _rank, iter_layers, resolve_layers
+from ._layers import _rank, check_built, iter_layers, output_shape, resolve_layers
 from .activations import iter_batches
 
 MEANINGS = {
@@ -212,6 +212,7 @@ def _channel_list(channels: tuple[int, ...]) -> str:
 
 
 def _default_layers(model: keras.Model) -> list[str]:
+    check_built(model)
     paths = [
         p
         for p, layer in iter_layers(model)
@@ -225,15 +226,20 @@ def _default_layers(model: keras.Model) -> list[str]:
 
 def _shapes(model: keras.Model, paths: list[str]) -> dict[str, tuple[int, ...]]:
     layers = dict(iter_layers(model))
-    return {p: tuple(int(s) for s in layers[p].output.shape[1:] if s is not None) for p in paths}
+    shapes = {p: output_shape(layers[p]) or () for p in paths}
+    return {p: tuple(int(s) for s in shape[1:] if s is not None) for p, shape in shapes.items()}
 
 
 def _check_settings(dead_tol, constant_tol, copy_threshold) -> None:
     for name, value in (("dead_tol", dead_tol), ("constant_tol", constant_tol)):
-        if not np.isfinite(value) or value < 0:
+        if not _is_number(value) or not np.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if not 0 < copy_threshold <= 1:
+    if not _is_number(copy_threshold) or not 0 < copy_threshold <= 1:
         raise ValueError(f"copy_threshold must be in (0, 1], got {copy_threshold!r}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
 def _luminance(x: tf.Tensor) -> tf.Tensor:

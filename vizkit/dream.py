@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import optimize as opt
-from ._images import _match_channels, model_input_shape, to_batch
+from ._images import as_array, model_input_shape, to_batch
 from ._layers import resolve_layers
 from .optimize.core import capped_steps, gradient_of
 
@@ -147,14 +147,20 @@ def _objective(model, layers, weights) -> opt.Objective:
 
 
 def _as_image(image, model) -> tuple[np.ndarray, bool]:
-    arr = np.asarray(image)
+    arr = as_array(image, "image")
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim not in (2, 3):
         raise ValueError(f"image must be one image (H, W) or (H, W, C), got shape {arr.shape}")
-    batch = to_batch(arr, name="image")
-    channels = model_input_shape(model)[2]
-    return _match_channels(batch, channels, "image")[0], arr.dtype == np.uint8
+    # The model's channel count decides how an (H, W, C) array is read; any height and width
+    # is fine because gradients are computed tile by tile.
+    batch = to_batch(arr, model, name="image", check_size=False)
+    if len(batch) != 1:
+        raise ValueError(
+            f"image must be one image (H, W) or (H, W, C) with C = "
+            f"{model_input_shape(model)[2]} (the model's channels), got shape {arr.shape}"
+        )
+    return batch[0], arr.dtype == np.uint8
 
 
 def _octave_sizes(shape, octaves, scale) -> list[tuple[int, int]]:
@@ -176,8 +182,13 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not np.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from ._graph import Tap, compiled, forward, image_spec, map_batches
 from ._images import to_batch
-from ._layers import iter_layers, resolve_layers
+from ._layers import iter_layers, output_shape, resolve_layers
 from .activations import spatial_layer_paths
 
 
@@ -89,10 +89,8 @@ def _upsample(act: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
 def _check_layers(model: keras.Model, paths: list[str]) -> list[str]:
     layers = dict(iter_layers(model))
     for p in paths:
-        try:
-            rank = len(layers[p].output.shape)
-        except (AttributeError, ValueError):
-            rank = None
+        shape = output_shape(layers[p])
+        rank = None if shape is None else len(shape)
         if rank not in (2, 4):
             raise ValueError(
                 f"layer {p!r} has no (N, h, w, c) or (N, c) output (rank {rank}); "

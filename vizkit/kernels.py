@@ -149,7 +149,12 @@ def _layer_kernel(layer) -> np.ndarray | None:
 
 def _image_shape(length: int, image_shape, layer) -> tuple[int, int, int]:
     if image_shape is not None:
-        shape = tuple(int(s) for s in image_shape)
+        try:
+            shape = tuple(int(s) for s in image_shape)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"image_shape must be (H, W) or (H, W, C) with ints, got {image_shape!r}"
+            ) from None
         if len(shape) == 2:
             shape = (*shape, 1)
         if len(shape) != 3 or math.prod(shape) != length:

@@ -119,8 +119,12 @@ def _fill(fill, x: np.ndarray, patch: int) -> np.ndarray:
             return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).astype(np.float32)
         sigma = patch / 2
         return gaussian_filter(x, sigma=(0, sigma, sigma, 0), mode="nearest").astype(np.float32)
-    if isinstance(fill, bool) or not isinstance(fill, (int, float, np.number)):
-        raise ValueError(f"fill must be a number, 'mean' or 'blur', got {fill!r}")
+    if (
+        isinstance(fill, bool)
+        or not isinstance(fill, (int, float, np.number))
+        or not np.isfinite(fill)
+    ):
+        raise ValueError(f"fill must be a number (finite), 'mean' or 'blur', got {fill!r}")
     return np.full_like(x, float(fill))
 
 

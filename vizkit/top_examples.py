@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from ._graph import Tap, compiled, forward, image_spec
-from ._layers import iter_layers, resolve_layer
+from ._layers import iter_layers, output_shape, resolve_layer
 from .activations import iter_batches
 
 REDUCTIONS = ("max", "mean")
@@ -222,10 +222,9 @@ def _score_fn(model, path: str, preprocess, reduce: str, example: np.ndarray):
 
 
 def _output_rank(path: str, layer) -> tuple[int, int]:
-    try:
-        shape = tuple(layer.output.shape)
-    except (AttributeError, ValueError):
-        raise ValueError(f"layer {path!r} has no single known output shape") from None
+    shape = output_shape(layer)
+    if shape is None:
+        raise ValueError(f"layer {path!r} has no single known output shape")
     if len(shape) not in (2, 4):
         raise ValueError(
             f"layer {path!r} has output shape {shape}; top_activating needs (N, h, w, c) or (N, c)"

@@ -39,8 +39,9 @@ def smooth_gradients(
     squared : bool
         Average the squared gradients instead ("SmoothGrad-squared", Hooker et al., 2019).
     seed : int or None
-        Seed of the noise; the same seed, images and ``batch_size`` give identical results.
-        None draws fresh noise.
+        Seed of the noise; the same seed and images give identical results whatever
+        ``batch_size`` (copy ``s`` of image ``i`` always gets the same noise). None draws fresh
+        noise.
     batch_size : int or None
         Model inputs (noisy copies) per compiled call, default 32.
 
@@ -59,32 +60,45 @@ def noisy_gradients(
 ) -> np.ndarray:
     """SmoothGrad for a prepared call: noisy copies made and differentiated inside the graph."""
     samples = check_positive_int(samples, "samples")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
-        raise ValueError(f"noise must be a float >= 0 (fraction of the value range), got {noise!r}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < np.inf:
+        raise ValueError(
+            f"noise must be a float >= 0 and finite (fraction of the value range), got {noise!r}"
+        )
     fn = _noisy_gradient_sum_fn(model, p.tap, bool(squared), p.x)
     span = p.x.reshape(len(p.x), -1)
     sigma = (noise * (span.max(axis=1) - span.min(axis=1))).astype(np.float32)
     base_seed = int(np.random.default_rng(seed).integers(2**31 - 1))
     total = np.zeros_like(p.x)
-    for call, (imgs, copies) in enumerate(plan_chunks(len(p.x), samples, p.batch_size)):
+    for imgs, copies in plan_chunks(len(p.x), samples, p.batch_size):
+        # Global number of each image's first copy in this call: the noise of a copy depends on
+        # (seed, image, copy) only, not on how the copies are chunked.
+        first = np.arange(imgs.start, imgs.stop, dtype=np.int64) * samples + copies.start
         total[imgs] += fn(
             tf.constant(p.x[imgs]),
             tf.constant(p.aux[imgs]),
             tf.constant(sigma[imgs]),
             tf.constant(copies.stop - copies.start, tf.int32),
-            tf.constant([base_seed, call], tf.int32),
+            tf.constant(first.astype(np.int32)),
+            tf.constant(base_seed, tf.int32),
         ).numpy()
     return (total / samples).astype(np.float32)
 
 
 def _noisy_gradient_sum_fn(model: keras.Model, tap: Tap, squared: bool, example: np.ndarray):
-    """Compiled ``f(x, aux, sigma, reps, seed) -> sum over reps noisy copies of the gradient``."""
+    """Compiled ``f(x, aux, sigma, reps, first, seed) -> sum over reps noisy copies of the
+    gradient``; copy ``r`` of image ``i`` gets noise seeded by ``(seed, first[i] + r)``."""
 
     def make():
-        def fn(x, aux, sigma, reps, seed):
+        def fn(x, aux, sigma, reps, first, seed):
             copies = tf.repeat(x, reps, axis=0)
             scale = tf.reshape(tf.repeat(sigma, reps), (-1, 1, 1, 1))
-            copies = copies + scale * tf.random.stateless_normal(tf.shape(copies), seed)
+            counters = tf.reshape(first[:, None] + tf.range(reps)[None, :], (-1,))
+            seeds = tf.stack([tf.fill(tf.shape(counters), seed), counters], axis=1)
+            one = tf.shape(x)[1:]
+            noise = tf.map_fn(
+                lambda s: tf.random.stateless_normal(one, s), seeds, fn_output_signature=tf.float32
+            )
+            copies = copies + scale * noise
             with tf.GradientTape() as tape:
                 tape.watch(copies)
                 outputs, captured = forward(model, copies, tap)
@@ -100,7 +114,8 @@ def _noisy_gradient_sum_fn(model: keras.Model, tap: Tap, squared: bool, example:
             tf.TensorSpec((None,), tf.int32),
             tf.TensorSpec((None,), tf.float32),
             tf.TensorSpec((), tf.int32),
-            tf.TensorSpec((2,), tf.int32),
+            tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((), tf.int32),
         )
         return fn, signature
 

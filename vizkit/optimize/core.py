@@ -342,8 +342,13 @@ def _seed(seed) -> int:
 
 
 def _positive_float(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or value <= 0:
-        raise ValueError(f"{name} must be a positive float, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not np.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a positive finite float, got {value!r}")
     return float(value)
 
 

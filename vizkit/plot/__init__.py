@@ -15,6 +15,7 @@ from .grids import (
 )
 from .io import save_figure
 from .overlays import plot_heatmap, plot_hypercolumn
+from .training import plot_history, plot_message
 
 __all__ = [
     "plot_diagnosis",
@@ -22,8 +23,10 @@ __all__ = [
     "plot_filters",
     "plot_grid",
     "plot_heatmap",
+    "plot_history",
     "plot_hypercolumn",
     "plot_layers_overview",
+    "plot_message",
     "plot_top_activating",
     "save_figure",
 ]

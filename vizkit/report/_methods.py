@@ -124,9 +124,9 @@ def _last_conv(model) -> list[str]:
 
 
 def _first_units(ctx: Context, layer: str, count: int) -> list[int]:
-    from .._layers import resolve_layer
+    from .._layers import output_shape, resolve_layer
 
-    channels = int(resolve_layer(ctx.model, layer)[1].output.shape[-1])
+    channels = int((output_shape(resolve_layer(ctx.model, layer)[1]) or (0,))[-1])
     return list(range(min(int(count), channels)))
 
 

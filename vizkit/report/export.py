@@ -213,6 +213,12 @@ def _plan_model(name, model, images, targets, layers, methods, options, formats)
     x = to_batch(images, model)
     wanted = None if layers is None else resolve_layers(model, layers)
     targets = _check_targets(targets, len(x))
+    if targets is not None:
+        # Class indices are checked against the model now, before any figure is written.
+        from .._graph import Tap
+        from ..attribution._common import resolve_targets
+
+        resolve_targets(model, x, targets, tap=Tap(logits=True), size=len(x))
     slug = safe_name(name)
     info = {
         "slug": slug,

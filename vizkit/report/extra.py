@@ -44,7 +44,7 @@ def add_figures(
     overwrite : bool
         Replace a file at a target path that this report did not write.
     dpi : int
-        Resolution of figures saved from matplotlib.
+        Resolution (dots per inch) for saving the matplotlib figures.
     thumbnail_size : int
         Longest side of the thumbnails in pixels.
 
