@@ -67,9 +67,18 @@ def create_model(
         )
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes!r}")
-    return get_builder(name)(
-        input_shape=tuple(int(d) for d in input_shape), num_classes=int(num_classes), **kwargs
-    )
+    builder = get_builder(name)
+    shape = tuple(int(d) for d in input_shape)
+    try:
+        return builder(input_shape=shape, num_classes=int(num_classes), **kwargs)
+    except ValueError as exc:
+        if "negative" not in str(exc) and "zero" not in str(exc):
+            raise
+        # Keras reports a collapsed spatial size deep inside one layer; say which argument did it.
+        raise ValueError(
+            f"model {name!r} cannot be built for input_shape={shape}: the image is too small for "
+            f"its downsampling (Keras: {str(exc).splitlines()[0]})"
+        ) from exc
 
 
 def _import_builders() -> None:

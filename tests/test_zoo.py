@@ -208,3 +208,8 @@ def test_imagenet_stems_build(name):
     keras.backend.clear_session()
     model = models.create_model(name, (side, side, 3), num_classes=1000)
     assert model.output_shape == (None, 1000)
+
+
+def test_too_small_input_names_the_argument():
+    with pytest.raises(ValueError, match=r"input_shape=\(4, 4, 1\).*too small"):
+        models.create_model("inception_v3", input_shape=(4, 4, 1))
