@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import sys
@@ -25,6 +26,49 @@ def median_time(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) 
     return statistics.median(times)
 
 
+def median_times(
+    fns: dict[str, Callable[[], object]],
+    *,
+    repeats: int = 3,
+    warmup: int = 1,
+    budget: float | None = None,
+    max_repeats: int = 15,
+) -> tuple[dict[str, float], int]:
+    """Median wall time of each of ``fns`` after warm-up, timed in alternating rounds.
+
+    Alternating the contenders round by round spreads any drift in the machine's load over all
+    of them instead of penalising whichever ran during a busy spell. With ``budget`` (seconds),
+    the number of rounds is set so that the timed rounds take about that long, judged from the
+    last warm-up round: more rounds (up to ``max_repeats``) for quick tasks, whose medians are
+    the noisiest, fewer (down to one) for slow ones. Returns ``(medians, rounds)``.
+    """
+    warm = dict.fromkeys(fns, 0.0)
+    for _ in range(warmup):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            warm[name] = time.perf_counter() - start
+    rounds = repeats
+    if budget is not None and warmup:
+        fits = int(budget / max(sum(warm.values()), 1e-9))
+        rounds = max(1, min(max(repeats, max_repeats), fits))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}, rounds
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, for the record (the machine is shared)."""
+    try:
+        return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    except (AttributeError, OSError):
+        return "unknown"
+
+
 def machine() -> dict:
     """What the numbers were measured on."""
     import keras
@@ -34,7 +78,7 @@ def machine() -> dict:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -43,16 +87,29 @@ def machine() -> dict:
 
 
 def write_results(
-    stem: str, rows: list[dict], *, command: str, title: str, notes: str = ""
+    stem: str,
+    rows: list[dict],
+    *,
+    command: str,
+    title: str,
+    notes: str = "",
+    extra: dict | None = None,
+    out: Path | None = None,
 ) -> Path:
-    """Write ``results/<stem>.json`` and a Markdown table ``results/<stem>.md``; return the .md path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """Write ``<out>/<stem>.json`` and a Markdown table ``<out>/<stem>.md``; return the .md path.
+
+    ``out`` defaults to :data:`RESULTS`; ``extra`` adds keys to the JSON file.
+    """
+    folder = RESULTS if out is None else Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
     meta = {
         "command": command,
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load average at write (1/5/15 min)": load_average(),
     }
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    record = {"meta": meta, "rows": rows, **(extra or {}), "notes": notes}
+    (folder / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
     columns = list(dict.fromkeys(k for row in rows for k in row))
     lines = [
         f"# {title}",
@@ -61,14 +118,15 @@ def write_results(
         "",
         f"Measured {meta['date']} on {meta['machine']['platform']}, "
         f"{meta['machine']['cpus']} CPUs, GPUs: {meta['machine']['gpus'] or 'none'}, "
-        f"TensorFlow {meta['machine']['tensorflow']}, Keras {meta['machine']['keras']}.",
+        f"TensorFlow {meta['machine']['tensorflow']}, Keras {meta['machine']['keras']}; "
+        f"load average when written (1/5/15 min): {meta['load average at write (1/5/15 min)']}.",
         "",
     ]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
     if notes:
         lines += ["", notes]
-    path = RESULTS / f"{stem}.md"
+    path = folder / f"{stem}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 

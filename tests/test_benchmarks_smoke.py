@@ -1,0 +1,99 @@
+"""The benchmark scripts import and their helpers work; nothing heavy runs, no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from benchmarks import __main__ as bench_main
+from benchmarks import _timing, memory, peers, rbm_vs_sklearn
+
+
+def test_modules_expose_their_entry_points():
+    for module in (bench_main, memory, peers, rbm_vs_sklearn):
+        assert callable(module.main)
+    assert peers.OVERHEAD_TARGET == 1.3
+    assert set(peers.GRADIENT_TASKS) <= set(peers.TARGETS)
+
+
+def test_median_times_counts_calls_and_alternates():
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    medians, rounds = _timing.median_times(fns, repeats=3, warmup=1)
+    assert rounds == 3
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three alternating timed rounds
+    assert set(medians) == {"a", "b"} and all(t >= 0 for t in medians.values())
+
+
+def test_median_times_budget_bounds_rounds():
+    _, rounds = _timing.median_times({"a": lambda: None}, repeats=3, budget=1e-12)
+    assert rounds == 1
+    _, rounds = _timing.median_times({"a": lambda: None}, repeats=3, budget=10.0, max_repeats=7)
+    assert rounds == 7
+
+
+def test_limit_on_a_tiny_model():
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(3)(x))
+    lim = peers.Limit(model, chunks=(2, 4), sample=4, repeats=1)
+    for backward in (False, True):
+        per = lim.per_image(backward=backward)
+        assert per > 0
+        assert lim.seconds(10, backward=backward) == pytest.approx(10 * per)
+        assert lim.best_chunk(backward=backward) in (2, 4)
+    # The backward pass is the gradient of the mean of the first output channel.
+    x = np.random.default_rng(0).random((2, 8, 8, 1)).astype(np.float32)
+    cut = peers.Limit(model, layer="conv", chunks=(2,), sample=2, repeats=1)
+    assert cut.fwd(x).shape == (2, 8, 8, 2)
+    assert cut.fwd_bwd(x).shape == (2, 8, 8, 1)
+
+
+def test_windows_match_occlusion_grid():
+    assert peers._windows(64, 8, 8) == 64
+    assert peers._windows(224, 16, 8) == 27 * 27
+
+
+def test_missed_targets_explain_the_floor():
+    rows = [
+        {
+            "task": "occl",
+            "peer": "p",
+            "target": "<= 0.25",
+            "met": "NO",
+            "vizkit/peer": 0.6,
+            "limit/peer (floor)": 0.5,
+            "vizkit/limit": 1.2,
+        },
+        {
+            "task": "sg",
+            "peer": "p",
+            "target": "<= 0.3",
+            "met": "yes",
+            "vizkit/peer": 0.2,
+            "limit/peer (floor)": 0.1,
+            "vizkit/limit": 2.0,
+            "overhead met (<= 1.3)": "NO",
+        },
+    ]
+    text = peers.missed(rows)
+    assert "occl vs p: ratio 0.60 > 0.25" in text and "compute bound" in text
+    assert "sg: overhead 2.00x the limit > 1.3" in text
+    assert peers.missed(rows[:0]).endswith("None.")
+
+
+def test_write_results_into_tmp(tmp_path, monkeypatch):
+    monkeypatch.setattr(_timing, "RESULTS", tmp_path)
+    rows = [{"task": "a", "vizkit s": 0.5, "peer s": 2.0}, {"task": "b", "met": "yes"}]
+    path = _timing.write_results("demo", rows, command="cmd --x", title="Demo", notes="note")
+    text = path.read_text()
+    assert path == tmp_path / "demo.md"
+    assert "Command: `cmd --x`" in text and "| a | 0.5 | 2 |  |" in text and "note" in text
+    record = json.loads((tmp_path / "demo.json").read_text())
+    assert record["rows"] == rows and record["meta"]["command"] == "cmd --x"
+    other = _timing.write_results("demo", rows, command="c", title="T", out=tmp_path / "q")
+    assert other == tmp_path / "q" / "demo.md" and other.exists()
