@@ -222,9 +222,9 @@ def _export_all(model, images, pool, out: Path, sizes: DemoSizes, seed: int, com
         {"methods": ["gradcam"], "layers": spatial[-1:], "images": images},
         {
             "methods": ["maximize"],
-            # A first-layer channel sees 5x5 pixels: the image maximising its mean activation
-            # is nearly uniform, so its filters (above) show it better.
-            "layers": [*convs[1:], "predictions"] if len(convs) > 1 else [*convs, "predictions"],
+            # Every conv channel and every class. A first-layer channel sees 5x5 pixels, so the
+            # image maximising its mean activation is nearly uniform: its filters show it better.
+            "layers": [*convs, "predictions"],
             "images": images[:1],
             "method_options": {"maximize": {"units": 1000, "steps": sizes.maximize_steps}},
         },
