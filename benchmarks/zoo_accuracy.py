@@ -52,7 +52,7 @@ class Plan:
 
 PLANS = {
     "alexnet_mnist": Plan("mnist", width=0.5, epochs=4, target=0.985),
-    "resnet18": Plan("fashion_mnist", width=0.25, epochs=20, augment="flip", target=0.925),
+    "resnet18": Plan("fashion_mnist", width=0.25, epochs=20, augment="shift+flip", target=0.925),
     "vgg16": Plan("fashion_mnist", width=0.25, epochs=10, augment="shift+flip"),
     "inception_v1": Plan("fashion_mnist", width=0.25, epochs=10, augment="shift+flip"),
     "lenet5": Plan("mnist", width=1.0, epochs=5, target=0.985),
