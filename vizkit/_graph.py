@@ -177,15 +177,23 @@ def gradient_fn(model: keras.Model, objective: Callable, tap: Tap, example: np.n
 
     def make():
         def fn(x, aux):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                outputs, captured = forward(model, x, tap)
-                score = objective(outputs, captured, aux)
-            return score, tape.gradient(score, x)
+            return score_and_gradient(model, objective, tap, x, aux)
 
         return fn, (image_spec(example), tf.TensorSpec((None,), tf.int32))
 
     return compiled(model, ("gradient", objective, tap), make)
+
+
+def score_and_gradient(
+    model: keras.Model, objective: Callable, tap: Tap, x: tf.Tensor, aux: tf.Tensor
+):
+    """Traceable ``(score (N,), d score / d x)`` for a batch ``x``; the body of every gradient
+    method (call it inside a compiled function, e.g. on noisy copies or interpolation points)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs, captured = forward(model, x, tap)
+        score = objective(outputs, captured, aux)
+    return score, tape.gradient(score, x)
 
 
 def activations_fn(model: keras.Model, tap: Tap, example: np.ndarray):

@@ -11,7 +11,15 @@ import numpy as np
 import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
-from .._graph import ClassScore, Tap, compiled, forward, image_spec, map_batches, predict_fn
+from .._graph import (
+    ClassScore,
+    Tap,
+    compiled,
+    image_spec,
+    map_batches,
+    predict_fn,
+    score_and_gradient,
+)
 from ._common import Prepared, check_choice, check_positive_int, plan_chunks, prepare
 
 RULES = ("trapezoid", "gauss_legendre")
@@ -175,11 +183,7 @@ def _path_gradient_sum_fn(model: keras.Model, tap: Tap, example: np.ndarray):
             step = tf.repeat(x - base, k, axis=0)
             a = tf.reshape(tf.tile(alphas, [tf.shape(x)[0]]), (-1, 1, 1, 1))
             points = start + a * step
-            with tf.GradientTape() as tape:
-                tape.watch(points)
-                outputs, captured = forward(model, points, tap)
-                score = ClassScore()(outputs, captured, tf.repeat(aux, k))
-            grad = tape.gradient(score, points)
+            _, grad = score_and_gradient(model, ClassScore(), tap, points, tf.repeat(aux, k))
             grad = grad * tf.reshape(tf.tile(weights, [tf.shape(x)[0]]), (-1, 1, 1, 1))
             grad = tf.reshape(grad, tf.concat([[tf.shape(x)[0], k], tf.shape(x)[1:]], axis=0))
             return tf.reduce_sum(grad, axis=1)

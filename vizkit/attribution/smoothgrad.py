@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .._graph import ClassScore, Tap, compiled, forward, image_spec
+from .._graph import ClassScore, Tap, compiled, image_spec, score_and_gradient
 from ._common import Prepared, check_positive_int, plan_chunks, prepare
 
 
@@ -99,11 +99,7 @@ def _noisy_gradient_sum_fn(model: keras.Model, tap: Tap, squared: bool, example:
                 lambda s: tf.random.stateless_normal(one, s), seeds, fn_output_signature=tf.float32
             )
             copies = copies + scale * noise
-            with tf.GradientTape() as tape:
-                tape.watch(copies)
-                outputs, captured = forward(model, copies, tap)
-                score = ClassScore()(outputs, captured, tf.repeat(aux, reps))
-            grad = tape.gradient(score, copies)
+            _, grad = score_and_gradient(model, ClassScore(), tap, copies, tf.repeat(aux, reps))
             if squared:
                 grad = grad * grad
             grad = tf.reshape(grad, tf.concat([[tf.shape(x)[0], reps], tf.shape(x)[1:]], axis=0))
