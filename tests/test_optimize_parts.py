@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from vizkit import optimize as opt
-from vizkit.optimize import core
+from vizkit.optimize import core, transforms
 from vizkit.optimize.params import Fourier, Pixel, _freq_scale
 from vizkit.optimize.transforms import apply_transforms, get_transforms
 
@@ -164,6 +164,26 @@ def test_transforms_keep_shape_and_dtype_and_are_seeded(transform):
     assert y.shape == x.shape and y.dtype == x.dtype
     np.testing.assert_array_equal(y.numpy(), transform(x, SEED).numpy())
     assert not np.allclose(y.numpy(), transform(x, SEED + 1).numpy())
+    # Per-image seeds: an image's transform depends on its own seed only.
+    seeds = tf.constant([[9, 0], [9, 1], [9, 2]], tf.int32)
+    alone = transform(x[1:2], seeds[1:2]).numpy()
+    np.testing.assert_array_equal(transform(x, seeds).numpy()[1:2], alone)
+    np.testing.assert_array_equal(transform(x[::-1], seeds[::-1]).numpy()[1:2], alone)
+
+
+def test_counter_based_draws_are_uniform_and_independent():
+    n = 200_000
+    seeds = tf.stack([tf.fill([n], 7), tf.range(n)], axis=1)
+    u = transforms.uniform(seeds, 2).numpy()
+    assert u.shape == (n, 2) and u.min() >= 0.0 and u.max() < 1.0
+    counts = np.histogram(u[:, 0], bins=20, range=(0, 1))[0]
+    # Chi-square with 19 degrees of freedom: 43.8 is the 0.999 quantile.
+    assert ((counts - n / 20) ** 2 / (n / 20)).sum() < 43.8
+    assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.01  # draws of one key
+    assert abs(np.corrcoef(u[:-1, 0], u[1:, 0])[0, 1]) < 0.01  # neighbouring keys
+    folded = transforms.uniform(transforms.fold_in(seeds, 1), 1).numpy()[:, 0]
+    assert abs(np.corrcoef(folded, u[:, 0])[0, 1]) < 0.01
+    np.testing.assert_array_equal(transforms.uniform(seeds[5:9], 2).numpy(), u[5:9])
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from .._layers import iter_layers, resolve_layer
 from .objectives import Objective
 from .params import get_param
 from .regularizers import get_regularizers
-from .transforms import apply_transforms, get_transforms
+from .transforms import apply_transforms, fold_in, get_transforms
 
 MAX_STEPS_ENV = "VIZKIT_MAX_STEPS"
 OPTIMIZERS = ("adam", "ascent")
@@ -142,8 +142,9 @@ def optimize(
     objective : Objective
         Terms with ``unit=None`` read the unit of image ``i`` from ``units[i]``.
     units : sequence of int, optional
-        One unit per image; also seeds each image's initialisation, so image ``i`` does not
-        depend on the other units in the batch.
+        One unit per image; with the number of times the unit occurred earlier in the list, it
+        seeds the image's initialisation and random transforms, so an image depends neither on
+        the other units in the batch nor on ``batch_size``.
     n : int, optional
         Number of images when ``units`` is not given (default 1).
     size : int or (H, W), optional
@@ -195,13 +196,17 @@ def optimize(
         warmup=warmup > 0 and _has_relu(model),
     )
     run = _loop_fn(model, config, preprocess)
-    init = config.param.init(units_arr, shape, seed)
+    repeat = _repeat_index(units_arr)
+    init = config.param.init(
+        [(u,) if r == 0 else (u, r) for u, r in zip(units_arr, repeat, strict=True)], shape, seed
+    )
     chunk = check_batch_size(batch_size)
     images, history = [], []
     for start in range(0, len(units_arr), chunk):
         out, hist = run(
             tf.constant(init[start : start + chunk]),
             tf.constant(units_arr[start : start + chunk]),
+            tf.constant(repeat[start : start + chunk]),
             tf.constant(seed, tf.int32),
             tf.constant(steps, tf.int32),
             tf.constant(lr, tf.float32),
@@ -228,7 +233,7 @@ class _Config:
 
 
 def _loop_fn(model: keras.Model, config: _Config, preprocess):
-    """Compiled ``run(params, units, seed, steps, lr, warmup) -> (images, history)``."""
+    """Compiled ``run(params, units, repeat, seed, steps, lr, warmup) -> (images, history)``."""
     tap, specs = objective_tap(model, config.objective, preprocess)
     param, shape = config.param, config.shape
     lo, hi = config.value_range
@@ -248,11 +253,16 @@ def _loop_fn(model: keras.Model, config: _Config, preprocess):
         return scores, tape.gradient(total, p)
 
     def make():
-        def run(params, units, seed, steps, lr, warmup):
+        def run(params, units, repeat, seed, steps, lr, warmup):
             b1, b2, eps = _ADAM
 
+            # One seed per image, keyed like the initialisation by (unit, how many times the
+            # unit came before), so an image's draws do not depend on the rest of the batch.
+            keys = tf.stack([tf.fill(tf.shape(units), seed), units], axis=1)
+            keys = fold_in(keys, repeat)
+
             def body(i, p, m, v, history):
-                step_seed = tf.stack([seed, i])
+                step_seed = fold_in(keys, i)
                 if config.warmup:
                     # ReLU-gradient warm-up: in the first steps, positive gradients also pass
                     # through ReLUs that are off, so units dead at the grey start can wake up.
@@ -286,6 +296,7 @@ def _loop_fn(model: keras.Model, config: _Config, preprocess):
         signature = (
             tf.TensorSpec((None, *param.param_shape(shape)), tf.float32),
             tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None,), tf.int32),
             tf.TensorSpec((), tf.int32),
             tf.TensorSpec((), tf.int32),
             tf.TensorSpec((), tf.float32),
@@ -317,6 +328,16 @@ def _units(units, n) -> np.ndarray:
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0:
         raise ValueError(f"units must be a non-empty list of non-negative ints, got {units!r}")
     return arr.astype(np.int32)
+
+
+def _repeat_index(units: np.ndarray) -> np.ndarray:
+    """How many times each unit occurred earlier in ``units`` ([3, 3, 1, 3] -> [0, 1, 0, 2])."""
+    seen: dict[int, int] = {}
+    out = np.empty(len(units), np.int32)
+    for i, u in enumerate(units.tolist()):
+        out[i] = seen.get(u, 0)
+        seen[u] = out[i] + 1
+    return out
 
 
 def _has_relu(model: keras.Model) -> bool:

@@ -40,11 +40,14 @@ class _Param:
     def init(self, keys, shape: tuple[int, int, int], seed: int) -> np.ndarray:
         """Random parameters for one image per key, of ``shape = (H, W, C)``.
 
-        Image ``i`` is drawn from a generator seeded by ``(seed, keys[i])``, so it does not
-        depend on which other images share the batch.
+        Image ``i`` is drawn from a generator seeded by ``(seed, *keys[i])`` (a key is an int or
+        a tuple of ints), so it does not depend on which other images share the batch.
         """
         pshape = self.param_shape(shape)
-        draws = [np.random.default_rng([seed, int(k)]).standard_normal(pshape) for k in keys]
+        draws = [
+            np.random.default_rng([seed, *np.atleast_1d(k).tolist()]).standard_normal(pshape)
+            for k in keys
+        ]
         return (np.stack(draws) * self.sd).astype(np.float32)
 
     def _squash(self, x: tf.Tensor) -> tf.Tensor:

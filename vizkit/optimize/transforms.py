@@ -4,11 +4,13 @@ Jittering, scaling and rotating the image at every step before the model sees it
 optimised pattern robust to small moves, which removes most high-frequency adversarial noise
 (Olah et al., 2017, "Feature Visualization", Distill; lucid's ``optvis.transform``).
 
-Every transform is a small immutable (hashable) object called as ``t(images, seed)`` with
-``images`` ``(N, H, W, C)`` and ``seed`` an int32 ``(2,)`` tensor for stateless random ops, so the
-same seed always gives the same transform. Each image of the batch draws its own parameters.
-All transforms keep shape and dtype, except :func:`pad`, which grows the image; the core crops
-the result back to the size the model expects.
+Every transform is a small immutable (hashable) object called as ``t(images, seeds)`` with
+``images`` ``(N, H, W, C)`` and ``seeds`` an int32 ``(N, 2)`` tensor, one seed per image (a single
+``(2,)`` seed is spread over the batch by position). An image's draws depend only on its own seed
+(:func:`uniform` is a counter-based hash, not a batch-wide generator), so the optimiser gives the
+same image for a unit however the units are batched or chunked. All transforms keep shape and
+dtype, except :func:`pad`, which grows the image; the core crops the result back to the size the
+model expects.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Pad:
     value: float = 0.5
     mode: str = "constant"
 
-    def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    def __call__(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
         paddings = [[0, 0], [self.width, self.width], [self.width, self.width], [0, 0]]
         if self.mode == "reflect":
             return tf.pad(images, paddings, mode="REFLECT")
@@ -43,10 +45,10 @@ class Jitter:
 
     d: int
 
-    def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    def __call__(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
         n = tf.shape(images)[0]
-        shift = tf.random.stateless_uniform((n, 2), seed, -self.d, self.d + 1, dtype=tf.int32)
-        shift = tf.cast(shift, tf.float32)
+        u = uniform(per_image(seeds, n), 2)
+        shift = tf.minimum(tf.floor(u * (2 * self.d + 1)), 2 * self.d) - self.d
         one, zero = tf.ones((n,)), tf.zeros((n,))
         rows = [one, zero, -shift[:, 1], zero, one, -shift[:, 0], zero, zero]
         return _affine(images, tf.stack(rows, axis=1))
@@ -58,8 +60,8 @@ class RandomScale:
 
     scales: tuple[float, ...]
 
-    def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        s = _choose(self.scales, tf.shape(images)[0], seed)
+    def __call__(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+        s = _choose(self.scales, per_image(seeds, tf.shape(images)[0]))
         cy, cx = _centre(images)
         inv = 1.0 / s
         zero = tf.zeros_like(s)
@@ -73,8 +75,9 @@ class RandomRotate:
 
     angles: tuple[float, ...]
 
-    def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        theta = _choose(tuple(a * math.pi / 180 for a in self.angles), tf.shape(images)[0], seed)
+    def __call__(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+        radians = tuple(a * math.pi / 180 for a in self.angles)
+        theta = _choose(radians, per_image(seeds, tf.shape(images)[0]))
         cy, cx = _centre(images)
         c, s = tf.cos(theta), tf.sin(theta)
         zero = tf.zeros_like(c)
@@ -127,11 +130,41 @@ def standard_transforms(size: tuple[int, int]) -> tuple:
     )
 
 
-def apply_transforms(transforms: tuple, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Apply ``transforms`` in order; transform ``i`` gets its own seed derived from ``seed``."""
+def apply_transforms(transforms: tuple, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+    """Apply ``transforms`` in order; transform ``i`` gets per-image seeds folded with ``i``."""
+    seeds = per_image(seeds, tf.shape(images)[0])
     for i, transform in enumerate(transforms):
-        images = transform(images, tf.random.experimental.stateless_fold_in(seed, i))
+        images = transform(images, fold_in(seeds, i))
     return images
+
+
+def per_image(seeds: tf.Tensor, n) -> tf.Tensor:
+    """``(N, 2)`` per-image seeds; a single ``(2,)`` seed gives image ``i`` the key ``i``."""
+    seeds = tf.convert_to_tensor(seeds, tf.int32)
+    if seeds.shape.rank == 2:
+        return seeds
+    first = fold_in(seeds[None], seeds[1])[0, 0]
+    return tf.stack([tf.fill([n], first), tf.range(n, dtype=tf.int32)], axis=1)
+
+
+def fold_in(seeds: tf.Tensor, data) -> tf.Tensor:
+    """New ``(N, 2)`` seeds from ``seeds`` and an int (or int32 tensor) ``data``."""
+    data = tf.bitcast(tf.cast(data, tf.int32), tf.uint32)
+    first = _fmix(_xor(tf.bitcast(seeds[:, 0], tf.uint32), _fmix(data + _u32(_GOLDEN))))
+    return tf.stack([tf.bitcast(first, tf.int32), seeds[:, 1]], axis=1)
+
+
+def uniform(seeds: tf.Tensor, k: int) -> tf.Tensor:
+    """``(N, k)`` float32 draws in [0, 1); row ``n`` depends only on ``seeds[n]``.
+
+    A counter-based generator: MurmurHash3's finaliser over (seed, key, draw index), a
+    bijective 32-bit mixer with full avalanche, so neighbouring keys give unrelated draws.
+    """
+    s = tf.bitcast(tf.convert_to_tensor(seeds, tf.int32), tf.uint32)
+    golden = _u32(_GOLDEN)
+    index = tf.cast(tf.range(1, k + 1), tf.uint32)[None, :]
+    h = _fmix(_xor(s[:, :1], _fmix(s[:, 1:] * golden + _fmix(index * golden))))
+    return tf.cast(_shift(h, 8), tf.float32) / float(1 << 24)
 
 
 def get_transforms(spec, size: tuple[int, int]) -> tuple:
@@ -145,7 +178,7 @@ def get_transforms(spec, size: tuple[int, int]) -> tuple:
     transforms = tuple(spec)
     for t in transforms:
         if not callable(t):
-            raise TypeError(f"each transform must be callable as t(images, seed), got {t!r}")
+            raise TypeError(f"each transform must be callable as t(images, seeds), got {t!r}")
     return transforms
 
 
@@ -163,9 +196,30 @@ def _affine(images: tf.Tensor, matrices: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.ensure_shape(out, images.shape), images.dtype)
 
 
-def _choose(values: tuple[float, ...], n: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    index = tf.random.stateless_uniform((n,), seed, 0, len(values), dtype=tf.int32)
-    return tf.gather(tf.constant(values, tf.float32), index)
+_GOLDEN = 0x9E3779B9  # 2**32 / golden ratio: spreads consecutive integers over 32 bits
+
+
+def _u32(value: int) -> tf.Tensor:
+    return tf.constant(value, tf.uint32)
+
+
+def _xor(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    return tf.bitwise.bitwise_xor(a, b)
+
+
+def _shift(h: tf.Tensor, bits: int) -> tf.Tensor:
+    return tf.bitwise.right_shift(h, _u32(bits))
+
+
+def _fmix(h: tf.Tensor) -> tf.Tensor:
+    h = _xor(h, _shift(h, 16)) * _u32(0x85EBCA6B)
+    h = _xor(h, _shift(h, 13)) * _u32(0xC2B2AE35)
+    return _xor(h, _shift(h, 16))
+
+
+def _choose(values: tuple[float, ...], seeds: tf.Tensor) -> tf.Tensor:
+    index = tf.cast(tf.floor(uniform(seeds, 1)[:, 0] * len(values)), tf.int32)
+    return tf.gather(tf.constant(values, tf.float32), tf.minimum(index, len(values) - 1))
 
 
 def _centre(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
