@@ -26,6 +26,7 @@ from .datasets import Dataset, load_dataset
 __all__ = ["TrainResult", "load_model", "load_sidecar", "save_model", "train"]
 
 AUGMENTATIONS = ("shift", "flip", "shift+flip")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -65,6 +66,8 @@ def train(
     validation_split: float = 0.1,
     learning_rate: float | None = None,
     optimizer: str | keras.optimizers.Optimizer = "adam",
+    schedule: str = "constant",
+    weight_decay: float = 0.0,
     label_smoothing: float = 0.0,
     augment: bool | str = False,
     max_train: int | None = None,
@@ -91,7 +94,12 @@ def train(
     learning_rate : float, optional
         Optimizer learning rate (the optimizer's default when None).
     optimizer : str or keras.optimizers.Optimizer
-        ``"adam"``, ``"sgd"``, ``"rmsprop"``, ... or an instance.
+        ``"adam"``, ``"sgd"``, ``"rmsprop"``, ... or an instance (e.g. SGD with momentum).
+    schedule : {"constant", "cosine"}
+        ``"cosine"``: a linear warm-up over the first epoch (at most 10% of the steps) to the
+        learning rate, then cosine decay to zero at the last step (Loshchilov & Hutter, 2017).
+    weight_decay : float >= 0
+        Decoupled weight decay for a named optimizer (set it on an instance yourself).
     label_smoothing : float in [0, 1)
         Mixes the one-hot targets with the uniform distribution (Szegedy et al. 2016, Inception V3).
     augment : bool or {"shift", "flip", "shift+flip"}
@@ -112,6 +120,7 @@ def train(
     TrainResult
     """
     _check_train_args(epochs, batch_size, validation_split, label_smoothing, augment, max_train)
+    _check_optimizer_args(optimizer, schedule, weight_decay)
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     if not isinstance(data, Dataset):
         raise TypeError(f"dataset must be a Dataset or a name, got {type(dataset).__name__}")
@@ -130,8 +139,11 @@ def train(
     train_idx, val_idx = _split(len(data.x_train), max_train, validation_split, seed)
     n_val = len(val_idx)
     smoothing = float(label_smoothing)
+    per_epoch = -(-len(train_idx) // int(batch_size))
     model.compile(
-        optimizer=_optimizer(optimizer, learning_rate),
+        optimizer=_optimizer(
+            optimizer, learning_rate, schedule, weight_decay, (per_epoch, int(epochs))
+        ),
         loss=_loss(model, smoothing),
         metrics=[_accuracy(smoothing)],
     )
@@ -171,6 +183,8 @@ def train(
             "validation_split": validation_split,
             "learning_rate": learning_rate,
             "optimizer": _name_of(optimizer),
+            "schedule": schedule,
+            "weight_decay": weight_decay,
             "label_smoothing": smoothing,
             "augment": augment,
             "max_train": max_train,
@@ -428,19 +442,42 @@ def _targets(num_classes: int, smoothing: float) -> Callable[[np.ndarray], np.nd
     return lambda y: np.asarray(y)
 
 
-def _optimizer(optimizer, learning_rate) -> keras.optimizers.Optimizer:
-    if isinstance(optimizer, keras.optimizers.Optimizer):
-        if learning_rate is not None:
-            optimizer.learning_rate = learning_rate
-        return optimizer
-    config = {} if learning_rate is None else {"learning_rate": float(learning_rate)}
-    try:
-        return keras.optimizers.get({"class_name": str(optimizer), "config": config})
-    except (ValueError, TypeError) as exc:
+def _optimizer(optimizer, learning_rate, schedule, weight_decay, steps: tuple[int, int]):
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        config = {} if weight_decay == 0 else {"weight_decay": float(weight_decay)}
+        try:
+            optimizer = keras.optimizers.get({"class_name": str(optimizer), "config": config})
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"unknown optimizer {optimizer!r}; use a Keras optimizer name such as 'adam', "
+                "'sgd', 'rmsprop' or an instance"
+            ) from exc
+    rate = float(optimizer.learning_rate) if learning_rate is None else float(learning_rate)
+    if schedule == "cosine":
+        per_epoch, epochs = steps
+        total = per_epoch * epochs
+        warmup = min(per_epoch, total // 10)
+        optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else rate,
+            max(1, total - warmup),
+            warmup_target=rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif learning_rate is not None:
+        optimizer.learning_rate = rate
+    return optimizer
+
+
+def _check_optimizer_args(optimizer, schedule, weight_decay) -> None:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    if weight_decay and isinstance(optimizer, keras.optimizers.Optimizer):
         raise ValueError(
-            f"unknown optimizer {optimizer!r}; use a Keras optimizer name such as 'adam', 'sgd', "
-            "'rmsprop' or an instance"
-        ) from exc
+            "weight_decay applies to a named optimizer; for an optimizer instance pass "
+            "weight_decay to its constructor"
+        )
 
 
 def _name_of(optimizer) -> str:

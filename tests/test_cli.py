@@ -201,3 +201,20 @@ def test_train_saves_model_and_sidecar(tmp_path, capsys):
     assert 0.0 <= accuracy <= 1.0
     assert (tmp_path / "lenet.keras").exists() and (tmp_path / "lenet.json").exists()
     assert str(tmp_path / "lenet.keras") in out and str(tmp_path / "lenet.json") in out
+
+
+def test_train_passes_the_recipe_options(tmp_path, capsys):
+    code, _, err = run(
+        capsys, "train", "lenet5", "--dataset", "mnist5k", "--epochs", "1", "--batch-size", "64",
+        "--max-train", "128", "--out", tmp_path / "m", "--optimizer", "sgd",
+        "--learning-rate", "0.05", "--schedule", "cosine", "--weight-decay", "1e-4",
+        "--augment", "shift", "--label-smoothing", "0.1",
+    )  # fmt: skip
+    assert code == 0, err
+    settings = json.loads((tmp_path / "m.json").read_text())
+    assert settings["optimizer"] == "sgd" and settings["learning_rate"] == 0.05
+    assert settings["schedule"] == "cosine" and settings["weight_decay"] == 1e-4
+    assert settings["augment"] == "shift" and settings["label_smoothing"] == 0.1
+    code, _, err = run(capsys, "train", "lenet5", "--dataset", "mnist5k", "--schedule", "step",
+                       "--out", tmp_path / "x")  # fmt: skip
+    assert code != 0 and "cosine" in err

@@ -343,6 +343,21 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
         "--out", required=True, metavar="PATH", help="saves PATH.keras and the PATH.json sidecar"
     )
     p.add_argument("--max-train", type=_positive, help="train on a random subset of this size")
+    p.add_argument("--optimizer", default="adam", help="Keras optimizer name (default: adam)")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (optimizer default)")
+    p.add_argument(
+        "--schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="cosine: one warm-up epoch, then cosine decay to zero",
+    )
+    p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay")
+    p.add_argument(
+        "--augment",
+        choices=("shift", "flip", "shift+flip"),
+        help="random shifts and/or left-right flips of the training images",
+    )
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="in [0, 1)")
     p.add_argument("--overwrite", action="store_true", help="replace existing model files")
 
 
@@ -357,6 +372,12 @@ def _run_train(args: argparse.Namespace) -> int:
         out=args.out,
         overwrite=args.overwrite,
         max_train=args.max_train,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        augment=args.augment or False,
+        label_smoothing=args.label_smoothing,
     )
     print(f"test accuracy: {result.test_accuracy:.4f}")
     if result.path is not None:
