@@ -97,3 +97,34 @@ def test_write_results_into_tmp(tmp_path, monkeypatch):
     assert record["rows"] == rows and record["meta"]["command"] == "cmd --x"
     other = _timing.write_results("demo", rows, command="c", title="T", out=tmp_path / "q")
     assert other == tmp_path / "q" / "demo.md" and other.exists()
+
+
+def test_zoo_accuracy_plans_and_table_helpers():
+    import models
+    from benchmarks import zoo_accuracy as zoo
+
+    # Every planned name is registered; the ResNet-18 plan carries the target.
+    assert set(zoo.PLANS) <= set(models.list_models())
+    assert zoo.PLANS["resnet18"].target == 0.925
+    sgd = zoo.PLANS["resnet18"].make_optimizer()
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.9
+    row = {"model": "vgg16", "dataset": "fashion_mnist", "width": 0.25, "epochs": 5, "quick": False}
+    assert zoo._published(row) == "0.9350"
+    assert zoo._published({**row, "dataset": "mnist"}) == "-"
+    # Rows from before the recipe column count as Adam at a constant rate.
+    assert zoo._key(row) == zoo._key({**row, "recipe": zoo.OLD_RECIPE})
+    assert zoo._key(row) != zoo._key({**row, "recipe": zoo._recipe(zoo.PLANS["resnet18"])})
+
+
+def test_dbn_benchmark_writes_its_table(tmp_path):
+    from benchmarks import dbn_mnist
+
+    row = {
+        "dataset": "mnist", "source": "test", "train": 10, "test": 5, "pretrain_seconds": 1.0,
+        "reconstruction_error": [0.02, 0.01], "label_units_accuracy": 0.9,
+        "fine_tuned_accuracy": 0.97, "finetune_seconds": 2.0, "baseline_accuracy": 0.95,
+    }  # fmt: skip
+    dbn_mnist.write(row, dbn_mnist.QUICK, tmp_path, "cmd")
+    text = (tmp_path / "dbn.md").read_text()
+    assert "| 0.9000 |" in text and "| 0.9700 |" in text and "| 0.9500 |" in text
+    assert json.loads((tmp_path / "dbn.json").read_text())["result"] == row
