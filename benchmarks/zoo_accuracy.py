@@ -263,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=float, default=None, help="override the plan's width")
     parser.add_argument("--epochs", type=int, default=None, help="override the plan's epochs")
     parser.add_argument("--dataset", default=None, help="override the plan's dataset")
+    parser.add_argument(
+        "--augment",
+        choices=("none", "shift", "flip", "shift+flip"),
+        default=None,
+        help="override the plan's augmentation (no flips for digits)",
+    )
     args = parser.parse_args(argv)
     known = set(models.list_models())
     if args.models == ["all"]:
@@ -277,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "width": args.width,
         "epochs": QUICK["epochs"] if args.quick and args.epochs is None else args.epochs,
         "dataset": args.dataset,
+        "augment": {"none": False}.get(args.augment, args.augment),
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     rows = [
