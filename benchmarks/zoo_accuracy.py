@@ -98,16 +98,13 @@ PLANS = {
     # (a width-0.25 epoch of Fashion-MNIST takes ~20 s for VGG-16 and ~7 min for
     # Inception-ResNet V2 here), Adam with cosine decay.
     **{name: _short(5) for name in ("vgg16", "vgg19", "nin", "maxout", "highway")},
-    **{name: _short(2) for name in ("alexnet", "inception_resnet_v1", "inception_v3")},
+    **{
+        name: _short(2)
+        for name in ("alexnet", "inception_resnet_v1", "inception_v2", "inception_v3")
+    },
     **{
         name: _short(1)
-        for name in (
-            "inception_v1",
-            "inception_v2",
-            "inception_v4",
-            "msranet",
-            "inception_resnet_v2",
-        )
+        for name in ("inception_v1", "inception_v4", "msranet", "inception_resnet_v2")
     },
 }
 NOTES = """## Notes
