@@ -114,6 +114,9 @@ def test_zoo_accuracy_plans_and_table_helpers():
     # Rows from before the recipe column count as Adam at a constant rate.
     assert zoo._key(row) == zoo._key({**row, "recipe": zoo.OLD_RECIPE})
     assert zoo._key(row) != zoo._key({**row, "recipe": zoo._recipe(zoo.PLANS["resnet18"])})
+    # A plan run on another dataset drops the target, which was set for the plan's own data.
+    assert zoo._plan_for("resnet18", {"dataset": "mnist", "epochs": 1}).target is None
+    assert zoo._plan_for("resnet18", {"dataset": "fashion_mnist"}).target == 0.925
 
 
 def test_dbn_benchmark_writes_its_table(tmp_path):
