@@ -11,7 +11,7 @@ import tensorflow as tf
 from . import optimize as opt
 from ._images import as_array, model_input_shape, to_batch
 from ._layers import resolve_layers
-from .optimize.core import capped_steps, gradient_of
+from .optimize.core import capped_steps, gradient_of, positive_number
 
 
 def deepdream(
@@ -82,7 +82,7 @@ def deepdream(
     objective = _objective(model, layers, weights)
     steps = capped_steps(steps)
     sizes = _octave_sizes(x.shape[:2], octaves, octave_scale)
-    step = _positive(step_size, "step_size") * (hi - lo)
+    step = positive_number(step_size, "step_size") * (hi - lo)
     tiler = _Tiler(model, objective, preprocess, _positive_int(tile_size, "tile_size"), jitter)
     rng = np.random.default_rng(_non_negative_int(seed, "seed"))
     detail = np.zeros((*sizes[0], x.shape[2]), np.float32)
@@ -165,7 +165,7 @@ def _as_image(image, model) -> tuple[np.ndarray, bool]:
 
 def _octave_sizes(shape, octaves, scale) -> list[tuple[int, int]]:
     octaves = _positive_int(octaves, "octaves")
-    scale = _positive(scale, "octave_scale")
+    scale = positive_number(scale, "octave_scale")
     if scale < 1.0:
         raise ValueError(f"octave_scale must be >= 1, got {scale!r}")
     sizes = []
@@ -179,17 +179,6 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if img.shape[:2] == tuple(size):
         return img
     return tf.image.resize(img, size, method="bilinear", antialias=True).numpy()
-
-
-def _positive(value, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.number))
-        or not np.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
 
 
 def _positive_int(value, name: str) -> int:

@@ -180,7 +180,7 @@ def optimize(
     shape = image_size(model, size)
     units_arr = _units(units, n)
     seed = _seed(seed)
-    lr = _positive_float(learning_rate, "learning_rate")
+    lr = positive_number(learning_rate, "learning_rate")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     lo, hi = _value_range(value_range)
@@ -362,14 +362,15 @@ def _seed(seed) -> int:
     return int(seed)
 
 
-def _positive_float(value, name: str) -> float:
+def positive_number(value, name: str) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` unless it is finite and > 0."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float, np.number))
         or not np.isfinite(value)
         or value <= 0
     ):
-        raise ValueError(f"{name} must be a positive finite float, got {value!r}")
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
 
