@@ -333,9 +333,9 @@ def bench_gradcam(model, images, lim, repeats, budget):
 
 
 def _windows(size: int, patch: int, stride: int) -> int:
-    from vizkit.perturbation import _starts
+    from vizkit.methods.occlusion import window_starts
 
-    return len(_starts(size, patch, stride)) ** 2
+    return len(window_starts(size, patch, stride)) ** 2
 
 
 def bench_occlusion(model, images, lim, repeats, budget, patch, name, overlap_images=None):

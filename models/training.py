@@ -246,7 +246,7 @@ def load_model(
         Wrong extension, a corrupt/truncated archive, a file that holds no model, or a Lambda
         layer in safe mode.
     """
-    from . import zoo  # noqa: F401  (registers the custom layers of every architecture)
+    from . import custom_layers  # noqa: F401  (registers the zoo's custom layers with Keras)
 
     path = Path(path).expanduser()
     if not path.exists():

@@ -22,7 +22,7 @@ from helpers import random_images, small_cnn
 from hypothesis import HealthCheck, given, settings
 
 import vizkit
-from vizkit._layers import layer_paths
+from vizkit.core.layers import layer_paths
 
 # Few examples per property: each one is cheap (it fails before any graph is compiled), and the
 # strategies below are built so that every example is invalid.

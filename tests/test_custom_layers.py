@@ -1,4 +1,4 @@
-"""Known answers and save/load round trips for the zoo's custom layers (models/layers.py)."""
+"""Known answers and save/load round trips for the zoo's custom layers (models/custom_layers.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.layers import Highway, LocalResponseNormalization, Maxout, ScaledResidual
+from models.custom_layers import Highway, LocalResponseNormalization, Maxout, ScaledResidual
 
 
 def _rng_images(shape, seed=0):

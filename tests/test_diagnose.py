@@ -8,7 +8,7 @@ import pytest
 from helpers import random_images
 
 from vizkit import Diagnosis, diagnose, feature_maps
-from vizkit.diagnosis import _channel_list
+from vizkit.methods.diagnose import _channel_list
 
 
 def planted_model():

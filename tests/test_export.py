@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import vizkit
-from vizkit.report import _files, export
-from vizkit.report._files import atomic_write, contained, safe_name
+from vizkit.core import files as _files
+from vizkit.core.files import atomic_write, contained, safe_name
+from vizkit.report import export
 from vizkit.report.export import _Writer
 from vizkit.report.manifest import Manifest
 

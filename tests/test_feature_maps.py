@@ -7,7 +7,7 @@ from helpers import conv_model, nested_cnn, random_images, sequential_cnn, small
 from scipy.signal import correlate
 
 from vizkit import feature_maps
-from vizkit.activations import iter_batches
+from vizkit.core.batches import iter_batches
 
 
 def scipy_conv(x, kernel, bias):

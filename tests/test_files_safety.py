@@ -21,8 +21,8 @@ from hypothesis import given, settings
 import models
 import vizkit
 from vizkit.cli import main as cli_main
-from vizkit.report import _files
-from vizkit.report._files import contained, safe_name
+from vizkit.core import files as _files
+from vizkit.core.files import contained, safe_name
 
 X = random_images(2, (8, 8, 1))
 

@@ -7,7 +7,7 @@ import pytest
 from helpers import random_images
 
 from vizkit import hypercolumns
-from vizkit.hypercolumn import hypercolumn_average
+from vizkit.methods.hypercolumns import hypercolumn_average
 
 W1 = np.array([[1.0, -1.0, 0.5]], np.float32)  # 1x1 conv, 1 -> 3 channels
 B1 = np.array([0.0, 0.5, -0.25], np.float32)

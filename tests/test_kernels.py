@@ -6,7 +6,7 @@ import pytest
 from helpers import conv_model, small_cnn
 
 from vizkit import filters
-from vizkit.kernels import kernel_layer_paths
+from vizkit.methods.filters import kernel_layer_paths
 
 
 def minmax(a):

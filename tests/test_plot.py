@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 import vizkit
-from vizkit.diagnosis import Diagnosis, LayerReport
+from vizkit.methods.diagnose import Diagnosis, LayerReport
 from vizkit.plot import (
     plot_diagnosis,
     plot_feature_maps,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vizkit._graph import (
+from vizkit.core.graph import (
     ClassScore,
     Tap,
     UnitScore,
@@ -16,8 +16,8 @@ from vizkit._graph import (
     map_batches,
     predict_fn,
 )
-from vizkit._images import to_batch
-from vizkit._layers import conv_layer_paths, last_conv_layer, layer_paths, resolve_layer
+from vizkit.core.images import to_batch
+from vizkit.core.layers import conv_layer_paths, last_conv_layer, layer_paths, resolve_layer
 
 
 def nested_model():

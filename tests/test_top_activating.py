@@ -8,7 +8,7 @@ from helpers import conv_model, nested_cnn, random_images, sequential_cnn
 from scipy.signal import correlate
 
 from vizkit import top_activating
-from vizkit.top_examples import TopCrops, receptive_field
+from vizkit.methods.top_activating import TopCrops, receptive_field
 
 PATTERN = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.float32)
 

@@ -13,23 +13,23 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _API = {
-    "filters": "kernels",
-    "feature_maps": "activations",
-    "hypercolumns": "hypercolumn",
-    "hypercolumn_average": "hypercolumn",
-    "receptive_field": "top_examples",
-    "top_activating": "top_examples",
-    "diagnose": "diagnosis",
-    "Diagnosis": "diagnosis",
+    "filters": "methods.filters",
+    "feature_maps": "methods.feature_maps",
+    "hypercolumns": "methods.hypercolumns",
+    "hypercolumn_average": "methods.hypercolumns",
+    "receptive_field": "methods.top_activating",
+    "top_activating": "methods.top_activating",
+    "diagnose": "methods.diagnose",
+    "Diagnosis": "methods.diagnose",
     "saliency": "attribution",
-    "gradcam": "cam",
-    "occlusion": "perturbation",
-    "maximize": "activation_max",
-    "deepdream": "dream",
+    "gradcam": "methods.gradcam",
+    "occlusion": "methods.occlusion",
+    "maximize": "methods.maximize",
+    "deepdream": "methods.deepdream",
     "export": "report",
     "add_figures": "report",
     "VisualizationCallback": "callbacks",
-    "layer_paths": "_layers",
+    "layer_paths": "core.layers",
 }
 
 _SUBPACKAGES = ("plot", "optimize", "attribution")

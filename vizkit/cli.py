@@ -238,7 +238,7 @@ def _configure_method(spec: MethodCli) -> Callable[[argparse.ArgumentParser], No
 def _run_method(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .report._files import atomic_write
+    from .core.files import atomic_write
     from .report.export import _render, render_method
 
     spec: MethodCli = args.method_cli
@@ -291,7 +291,7 @@ def _dest(flag: str, kwargs: dict) -> str:
 
 
 def _output_path(out: str, method: str, layer: str | None, image: int | None) -> Path:
-    from .report._files import safe_name
+    from .core.files import safe_name
 
     out_path = Path(out).expanduser()
     if out_path.suffix.lower() in FIGURE_SUFFIXES:
@@ -463,7 +463,7 @@ def _load_model(path: str, *, unsafe: bool):
 
 
 def _input_hw(model) -> tuple[int, int, int]:
-    from ._images import model_input_shape
+    from .core.images import model_input_shape
 
     h, w, c = model_input_shape(model)
     return (h or 32, w or 32, c or 3)

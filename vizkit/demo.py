@@ -200,7 +200,7 @@ def _one_per_class(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
 
 
 def _export_all(model, images, pool, out: Path, sizes: DemoSizes, seed: int, common: dict):
-    from ._layers import iter_layers, resolve_layer
+    from .core.layers import iter_layers, resolve_layer
     from .report import export
 
     paths = [p for p, layer in iter_layers(model) if len(layer.output.shape) == 4]

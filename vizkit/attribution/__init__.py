@@ -13,7 +13,8 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from ._common import check_choice, prepare
+from ..core.checks import choice
+from ..core.targets import prepare
 from .guided import deconvnet, guided_backprop
 from .integrated import IntegratedGradients, integrated_gradients, path_integral
 from .normalize import REDUCTIONS, normalize_map, reduce_channels
@@ -98,8 +99,8 @@ def saliency(
         For an unknown method, reduction or option, a bad target, or images the model cannot
         take.
     """
-    check_choice(method, "method", METHODS)
-    check_choice(reduce, "reduce", REDUCTIONS)
+    choice(method, "method", METHODS)
+    choice(reduce, "reduce", REDUCTIONS)
     unknown = sorted(set(options) - set(_OPTIONS[method]))
     if unknown:
         raise TypeError(

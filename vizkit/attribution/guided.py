@@ -7,7 +7,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from ._common import prepare
+from ..core.targets import prepare
 from .vanilla import input_gradients
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
-from .._graph import (
+from ..core.checks import choice, positive_int
+from ..core.graph import (
     ClassScore,
     Tap,
     compiled,
@@ -20,7 +21,7 @@ from .._graph import (
     predict_fn,
     score_and_gradient,
 )
-from ._common import Prepared, check_choice, check_positive_int, plan_chunks, prepare
+from ..core.targets import Prepared, plan_chunks, prepare
 
 RULES = ("trapezoid", "gauss_legendre")
 #: Relative completeness error above which a warning suggests more steps.
@@ -101,8 +102,8 @@ def path_integral(
     warn: bool,
 ) -> IntegratedGradients:
     """Integrated gradients for a prepared call."""
-    steps = check_positive_int(steps, "steps", minimum=2 if rule == "trapezoid" else 1)
-    alphas, weights = quadrature(check_choice(rule, "rule", RULES), steps)
+    steps = positive_int(steps, "steps", minimum=2 if rule == "trapezoid" else 1)
+    alphas, weights = quadrature(choice(rule, "rule", RULES), steps)
     base = make_baseline(baseline, p.x, blur_sigma)
     fn = _path_gradient_sum_fn(model, p.tap, p.x)
     mean_grad = np.zeros_like(p.x)

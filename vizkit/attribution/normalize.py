@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import check_choice
+from ..core.checks import choice
 
 REDUCTIONS = ("maxabs", "abs_mean", "sum", "none")
 
@@ -16,7 +16,7 @@ def reduce_channels(attributions: np.ndarray, how: str = "maxabs") -> np.ndarray
     ``"abs_mean"`` the mean absolute value, ``"sum"`` the signed sum (keeps the completeness of
     integrated gradients), ``"none"`` returns the input unchanged.
     """
-    check_choice(how, "reduce", REDUCTIONS)
+    choice(how, "reduce", REDUCTIONS)
     a = np.asarray(attributions, dtype=np.float32)
     if how == "none":
         return a
@@ -73,7 +73,7 @@ def normalize_map(
             raise ValueError(
                 f"maps with channels must have shape (H, W, C) or (N, H, W, C), got {a.shape}"
             )
-        a = reduce_channels(a, check_choice(channels, "channels", REDUCTIONS[:3]))
+        a = reduce_channels(a, choice(channels, "channels", REDUCTIONS[:3]))
     if a.ndim not in (2, 3):
         raise ValueError(f"maps must have shape (H, W) or (N, H, W), got {a.shape}")
     if clip_percentile is not None and not 0 < clip_percentile <= 100:

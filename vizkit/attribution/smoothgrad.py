@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .._graph import ClassScore, Tap, compiled, image_spec, score_and_gradient
-from ._common import Prepared, check_positive_int, plan_chunks, prepare
+from ..core.checks import positive_int
+from ..core.graph import ClassScore, Tap, compiled, image_spec, score_and_gradient
+from ..core.targets import Prepared, plan_chunks, prepare
 
 
 def smooth_gradients(
@@ -59,7 +60,7 @@ def noisy_gradients(
     model: keras.Model, p: Prepared, *, samples: int, noise: float, squared: bool, seed: int | None
 ) -> np.ndarray:
     """SmoothGrad for a prepared call: noisy copies made and differentiated inside the graph."""
-    samples = check_positive_int(samples, "samples")
+    samples = positive_int(samples, "samples")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < np.inf:
         raise ValueError(
             f"noise must be a float >= 0 and finite (fraction of the value range), got {noise!r}"

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from .._graph import ClassScore, gradient_fn, map_batches
-from ._common import Prepared, prepare
+from ..core.graph import ClassScore, gradient_fn, map_batches
+from ..core.targets import Prepared, prepare
 
 
 def vanilla_gradients(

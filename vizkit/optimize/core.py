@@ -24,9 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .._graph import Tap, check_batch_size, compiled, forward
-from .._images import model_input_shape
-from .._layers import iter_layers, resolve_layer
+from ..core.graph import Tap, check_batch_size, compiled, forward
+from ..core.images import model_input_shape
+from ..core.layers import iter_layers, resolve_layer
 from .objectives import Objective
 from .params import get_param
 from .regularizers import get_regularizers

@@ -80,30 +80,30 @@ def _figure(drawn):
 
 
 # -- layer predicates (keras is imported only when a method runs) -----------------------------
-def _rank(layer) -> int:
-    from .._layers import _rank as rank
+def output_rank(layer) -> int:
+    from ..core.layers import output_rank as rank
 
     return rank(layer)
 
 
 def is_conv(layer) -> bool:
-    from .._layers import is_conv as conv
+    from ..core.layers import is_conv as conv
 
     return conv(layer)
 
 
 def iter_layers(model):
-    from .._layers import iter_layers as layers
+    from ..core.layers import iter_layers as layers
 
     return layers(model)
 
 
 def _spatial(layer) -> bool:
-    return _rank(layer) == 4
+    return output_rank(layer) == 4
 
 
 def _units(layer) -> bool:
-    return _rank(layer) in (2, 4)
+    return output_rank(layer) in (2, 4)
 
 
 def _conv2d(layer) -> bool:
@@ -115,7 +115,7 @@ def _spatial_conv_paths(model) -> list[str]:
 
 
 def _last_conv(model) -> list[str]:
-    from .._layers import last_conv_layer
+    from ..core.layers import last_conv_layer
 
     try:
         return [last_conv_layer(model)]
@@ -124,7 +124,7 @@ def _last_conv(model) -> list[str]:
 
 
 def _first_units(ctx: Context, layer: str, count: int) -> list[int]:
-    from .._layers import output_shape, resolve_layer
+    from ..core.layers import output_shape, resolve_layer
 
     channels = int((output_shape(resolve_layer(ctx.model, layer)[1]) or (0,))[-1])
     return list(range(min(int(count), channels)))

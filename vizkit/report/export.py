@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._files import atomic_write, contained, ensure_writable, safe_name
+from ..core.files import atomic_write, contained, ensure_writable, safe_name
 from ._methods import METHODS, Context, Method
 from .html import INDEX_NAME, write_index
 from .manifest import Entry, Manifest, normalize
@@ -58,7 +58,7 @@ def export(
     model : keras.Model, dict of str -> keras.Model, or list of keras.Model
         The model(s); a dict gives the names used in the report.
     images : array-like, shape (N, H, W[, C])
-        Images for the per-image methods (uint8 or float, see :func:`vizkit._images.to_batch`).
+        Images for the per-image methods (uint8 or float, see :func:`vizkit.core.images.to_batch`).
     out_dir : str or Path
         Output folder (created if missing).
     methods : sequence of str or "all"
@@ -207,16 +207,16 @@ class Plan:
 
 
 def _plan_model(name, model, images, targets, layers, methods, options, formats) -> Plan:
-    from .._images import to_batch
-    from .._layers import resolve_layers
+    from ..core.images import to_batch
+    from ..core.layers import resolve_layers
 
     x = to_batch(images, model)
     wanted = None if layers is None else resolve_layers(model, layers)
     targets = _check_targets(targets, len(x))
     if targets is not None:
         # Class indices are checked against the model now, before any figure is written.
-        from .._graph import Tap
-        from ..attribution._common import resolve_targets
+        from ..core.graph import Tap
+        from ..core.targets import resolve_targets
 
         resolve_targets(model, x, targets, tap=Tap(logits=True), size=len(x))
     slug = safe_name(name)
@@ -498,13 +498,13 @@ def _weights_digest(model) -> str:
 
 
 def _layer_paths(model) -> list[str]:
-    from .._layers import layer_paths
+    from ..core.layers import layer_paths
 
     return layer_paths(model)
 
 
 def _layer_dict(model) -> dict[str, Any]:
-    from .._layers import iter_layers
+    from ..core.layers import iter_layers
 
     return dict(iter_layers(model))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ._files import atomic_write, contained, ensure_writable, safe_name
+from ..core.files import atomic_write, contained, ensure_writable, safe_name
 from .html import write_index
 from .manifest import Manifest
 

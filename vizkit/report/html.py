@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ._files import atomic_write, safe_name
+from ..core.files import atomic_write, safe_name
 from .manifest import Entry, Manifest
 
 INDEX_NAME = "index.html"

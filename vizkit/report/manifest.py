@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._files import atomic_write
+from ..core.files import atomic_write
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1

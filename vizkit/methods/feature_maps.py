@@ -6,14 +6,14 @@ layer-wise InceptionV3 maps and reads empty or input-like maps as a sign of a ba
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 
 import keras
 import numpy as np
 
-from ._graph import Tap, activations_fn, check_batch_size, map_batches
-from ._images import to_batch
-from ._layers import _rank, iter_layers, layer_paths, resolve_layers
+from ..core.graph import Tap, activations_fn, map_batches
+from ..core.images import to_batch
+from ..core.layers import iter_layers, layer_paths, resolve_layers, spatial_layer_paths
 
 
 def feature_maps(
@@ -52,44 +52,6 @@ def feature_maps(
     fn = activations_fn(model, tap, x)
     maps = map_batches(fn, [x], batch_size)
     return {p: np.asarray(maps[p], dtype=np.float32) for p in paths}
-
-
-def spatial_layer_paths(model: keras.Model) -> list[str]:
-    """Paths of every layer (nested models themselves excluded) with a 4-D output."""
-    return [
-        p
-        for p, layer in iter_layers(model)
-        if not isinstance(layer, keras.Model) and _rank(layer) == 4
-    ]
-
-
-def iter_batches(images, model: keras.Model, batch_size: int | None) -> Iterator[np.ndarray]:
-    """Float32 NHWC chunks of ``images``: an array (chunked) or an iterable of batches.
-
-    Items of an iterable may be ``(x, y, ...)`` tuples, as ``tf.data`` and generators yield;
-    only ``x`` is used (a list item is taken as a batch of images). Each item is converted with :func:`vizkit._images.to_batch`.
-    """
-    size = check_batch_size(batch_size)
-    if isinstance(images, np.ndarray) or hasattr(images, "__array__"):
-        arr = np.asarray(images)
-        if arr.ndim != 4:  # one image or an (N, H, W) stack: small enough to convert at once
-            arr = to_batch(arr, model)
-        elif len(arr) == 0:
-            to_batch(arr, model)  # raises the usual "empty batch" error
-        # Convert chunk by chunk so a large uint8 dataset is never held as float32 at once.
-        for start in range(0, len(arr), size):
-            yield to_batch(arr[start : start + size], model)
-        return
-    if not isinstance(images, Iterable) or isinstance(images, (str, bytes)):
-        raise TypeError(
-            f"images must be an array or an iterable of image batches, got {type(images).__name__}"
-        )
-    for item in images:
-        if isinstance(item, tuple) and item:
-            item = item[0]
-        batch = to_batch(np.asarray(item), model, allow_empty=True)
-        for start in range(0, len(batch), size):
-            yield batch[start : start + size]
 
 
 def _select(model: keras.Model, layers) -> list[str]:

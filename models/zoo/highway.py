@@ -5,8 +5,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import Highway, channels, check_width, is_small
-from .registry import register_model
+from ..custom_layers import Highway
+from ..registry import register_model
+from .blocks import channels, check_width, is_small
 
 _STAGES = (64, 128, 256)
 
@@ -27,7 +28,7 @@ def highway(
 
     A stem convolution, then three stages (64, 128, 256 channels); each stage starts with a
     1x1 projection (``stage1_proj``) so that the highway layers keep their input's shape, has
-    ``layers_per_stage`` 3x3 convolutional :class:`~models.layers.Highway` layers
+    ``layers_per_stage`` 3x3 convolutional :class:`~models.custom_layers.Highway` layers
     (``stage1_highway1``, ...) and ends with 2x2 max pooling. The head is global average
     pooling, one dense highway layer (``fc_highway``) and the softmax ``predictions``. Inputs of
     96 pixels or more get a 7x7/2 stem with 3x3/2 pooling.

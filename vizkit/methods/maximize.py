@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import optimize as opt
-from ._graph import Tap, _final_layer, forward
-from ._layers import resolve_layer
-from .optimize.core import image_size
+from .. import optimize as opt
+from ..core.graph import Tap, final_layer, forward
+from ..core.layers import resolve_layer
+from ..optimize.core import image_size
 
 
 def maximize(
@@ -116,7 +116,7 @@ def maximize(
 
 def _unit_objective(model, path: str, layer, shape) -> tuple[Callable, int]:
     """``(make(path) -> Objective with per-image units, number of units)`` for ``layer``."""
-    final = _final_layer(model)
+    final = final_layer(model)
     if final is not None and final[0] is layer:
         n_classes = int(model.outputs[0].shape[-1])
         return (lambda _path: opt.class_logit(None)), n_classes

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from .._graph import Tap, check_batch_size, map_batches, predict_fn
-from .._images import to_batch
+from .graph import Tap, check_batch_size, map_batches, predict_fn
+from .images import to_batch
 
 
 @dataclass(frozen=True)
@@ -108,17 +108,3 @@ def plan_chunks(n_images: int, per_image: int, batch_size: int) -> Iterator[tupl
     for i in range(n_images):
         for start in range(0, per_image, batch_size):
             yield slice(i, i + 1), slice(start, min(start + batch_size, per_image))
-
-
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    """``value`` as an int ``>= minimum``, or a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_choice(value, name: str, allowed: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``allowed``, else a ValueError listing them."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value

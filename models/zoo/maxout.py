@@ -5,8 +5,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import Maxout, channels, check_width, is_small
-from .registry import register_model
+from ..custom_layers import Maxout
+from ..registry import register_model
+from .blocks import channels, check_width, is_small
 
 # (units, pieces, kernel) of the three conv maxout layers of the paper's CIFAR-10 net
 _CONV = ((96, 2, 5), (192, 2, 5), (192, 2, 3))
@@ -27,7 +28,7 @@ def maxout(
     """Maxout CIFAR-10 network: three conv maxout layers + max pooling, a dense maxout layer.
 
     Each conv maxout layer is a ``Conv2D`` with ``units * pieces`` filters (``maxout1_conv``)
-    followed by :class:`~models.layers.Maxout` (``maxout1``), 2x2 max pooling (``pool1``)
+    followed by :class:`~models.custom_layers.Maxout` (``maxout1``), 2x2 max pooling (``pool1``)
     and dropout, as in the paper (96/192/192 units, 2 pieces). The head is a dense maxout
     layer (``fc1_dense`` -> ``fc1``: 500 units x 5 pieces), dropout and the softmax
     ``predictions``. Inputs of 96 pixels or more get a 7x7/2 + 3x3/2 pooling stem.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import LocalResponseNormalization, channels, check_width, is_small
-from .registry import register_model
+from ..custom_layers import LocalResponseNormalization
+from ..registry import register_model
+from .blocks import channels, check_width, is_small
 
 
 @register_model("alexnet")

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._graph import ClassScore, Tap, compiled, forward, image_spec, map_batches
-from ._layers import last_conv_layer, resolve_layer
-from .attribution._common import prepare
+from ..core.graph import ClassScore, Tap, compiled, forward, image_spec, map_batches
+from ..core.layers import last_conv_layer, resolve_layer
+from ..core.targets import prepare
 
 
 def gradcam(

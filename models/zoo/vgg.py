@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import channels, check_width, is_small
-from .registry import register_model
+from ..registry import register_model
+from .blocks import channels, check_width, is_small
 
 # convolutions per block, channels per block
 _DEPTHS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}

@@ -9,8 +9,9 @@ import numpy as np
 import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
-from ._graph import ClassScore, Tap, compiled, forward, image_spec, map_batches, predict_fn
-from .attribution._common import check_choice, plan_chunks, prepare
+from ..core.checks import choice
+from ..core.graph import ClassScore, Tap, compiled, forward, image_spec, map_batches, predict_fn
+from ..core.targets import plan_chunks, prepare
 
 SCORES = ("probability", "logit")
 
@@ -71,7 +72,7 @@ def occlusion(
         For a patch larger than the image, a stride or patch ``<= 0``, an unknown fill or score,
         or a bad target.
     """
-    check_choice(score, "score", SCORES)
+    choice(score, "score", SCORES)
     p = prepare(
         model,
         images,
@@ -87,7 +88,7 @@ def occlusion(
         raise ValueError(
             f"patch {(ph, pw)} is larger than the images ({height}, {width}); use a smaller patch"
         )
-    tops, lefts = np.meshgrid(_starts(height, ph, sh), _starts(width, pw, sw), indexing="ij")
+    tops, lefts = np.meshgrid(window_starts(height, ph, sh), window_starts(width, pw, sw), indexing="ij")
     tops, lefts = tops.ravel().astype(np.int32), lefts.ravel().astype(np.int32)
     covered = _fill(fill, p.x, max(ph, pw))
     occluded = _occluded_scores(model, p, covered, tops, lefts, (ph, pw))
@@ -105,7 +106,7 @@ def _pair(value, name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def _starts(size: int, window: int, step: int) -> np.ndarray:
+def window_starts(size: int, window: int, step: int) -> np.ndarray:
     starts = list(range(0, size - window + 1, step))
     if starts[-1] + window < size:
         starts.append(size - window)
@@ -114,7 +115,7 @@ def _starts(size: int, window: int, step: int) -> np.ndarray:
 
 def _fill(fill, x: np.ndarray, patch: int) -> np.ndarray:
     if isinstance(fill, str):
-        check_choice(fill, "fill", ("mean", "blur"))
+        choice(fill, "fill", ("mean", "blur"))
         if fill == "mean":
             return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).astype(np.float32)
         sigma = patch / 2

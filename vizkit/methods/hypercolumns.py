@@ -13,10 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._graph import Tap, compiled, forward, image_spec, map_batches
-from ._images import to_batch
-from ._layers import iter_layers, output_shape, resolve_layers
-from .activations import spatial_layer_paths
+from ..core.graph import Tap, compiled, forward, image_spec, map_batches
+from ..core.images import to_batch
+from ..core.layers import iter_layers, output_shape, resolve_layers, spatial_layer_paths
 
 
 def hypercolumns(

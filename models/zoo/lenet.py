@@ -23,7 +23,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .registry import register_model
+from ..registry import register_model
 
 __all__ = ["lenet5", "lenet5_relu"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import channels, check_width, classifier, is_small
-from .registry import register_model
+from ..registry import register_model
+from .blocks import channels, check_width, classifier, is_small
 
 _BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 _CHANNELS = (64, 128, 256, 512)

@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import optimize as opt
-from ._images import as_array, model_input_shape, to_batch
-from ._layers import resolve_layers
-from .optimize.core import capped_steps, gradient_of, positive_number
+from .. import optimize as opt
+from ..core.images import as_array, model_input_shape, to_batch
+from ..core.layers import resolve_layers
+from ..optimize.core import capped_steps, gradient_of, positive_number
 
 
 def deepdream(

@@ -14,9 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._graph import Tap, compiled, forward, image_spec
-from ._layers import iter_layers, output_shape, resolve_layer
-from .activations import iter_batches
+from ..core.batches import iter_batches
+from ..core.graph import Tap, compiled, forward, image_spec
+from ..core.layers import iter_layers, output_shape, resolve_layer
 
 REDUCTIONS = ("max", "mean")
 

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._layers import iter_layers
+from .layers import iter_layers
 
 DEFAULT_BATCH_SIZE = 32
 RELU_MODES = ("normal", "guided", "deconv")
@@ -222,7 +222,7 @@ def predict_fn(model: keras.Model, tap: Tap, example: np.ndarray, output: int = 
 
 def final_activation(model: keras.Model) -> str | None:
     """Name of the activation the model's first output ends in (``"softmax"``, ...), if any."""
-    found = _final_layer(model)
+    found = final_layer(model)
     if found is None:
         return None
     layer, kind = found
@@ -285,7 +285,7 @@ def _patch_capture(layer, path: str, captured: dict, undo: list) -> None:
     _set(layer, "call", call, undo)
 
 
-def _final_layer(model):
+def final_layer(model):
     """``(layer, "activation" | "layer")`` for a softmax at the end of ``model``'s first output."""
     layer = _output_layer(model)
     while isinstance(layer, keras.Model):
@@ -318,7 +318,7 @@ def _output_layer(model):
 
 
 def _patch_softmax(model, undo: list) -> None:
-    found = _final_layer(model)
+    found = final_layer(model)
     if found is None:
         return
     layer, kind = found

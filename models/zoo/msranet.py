@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import channels, check_width, is_small
-from .registry import register_model
+from ..registry import register_model
+from .blocks import channels, check_width, is_small
 
 _STAGES = (256, 512, 512)  # model A of the paper's Table 3
 

@@ -16,9 +16,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._graph import Tap, compiled, forward, image_spec
-from ._layers import _rank, check_built, iter_layers, output_shape, resolve_layers
-from .activations import iter_batches
+from ..core.batches import iter_batches
+from ..core.graph import Tap, compiled, forward, image_spec
+from ..core.layers import check_built, iter_layers, output_rank, output_shape, resolve_layers
 
 MEANINGS = {
     "dead": "zero for every image and position: the unit never fires and gets no gradient "
@@ -217,7 +217,7 @@ def _default_layers(model: keras.Model) -> list[str]:
         p
         for p, layer in iter_layers(model)
         if not isinstance(layer, keras.Model)
-        and (_rank(layer) == 4 or (isinstance(layer, keras.layers.Dense) and _rank(layer) == 2))
+        and (output_rank(layer) == 4 or (isinstance(layer, keras.layers.Dense) and output_rank(layer) == 2))
     ]
     if not paths:
         raise ValueError(f"model {model.name!r} has no layer with a 4-D output or Dense layer")

@@ -12,7 +12,7 @@ import math
 import keras
 import numpy as np
 
-from ._layers import iter_layers, resolve_layer
+from ..core.layers import iter_layers, resolve_layer
 
 MODES = ("auto", "channels", "mean")
 SCALES = ("filter", "symmetric")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import channels, check_width, is_small
-from .registry import register_model
+from ..registry import register_model
+from .blocks import channels, check_width, is_small
 
 # Per mlpconv block: (kernel, stride, (conv channels, 1x1, 1x1)), then the pooling after it.
 # CIFAR-10 net of the paper (and its Caffe model zoo entry); the last 1x1 is the class map.

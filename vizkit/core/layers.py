@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from ._images import check_model
+from .images import check_model
 
 CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 
@@ -118,6 +118,15 @@ def check_built(model) -> keras.Model:
     return model
 
 
+def spatial_layer_paths(model: keras.Model) -> list[str]:
+    """Paths of every layer (nested models themselves excluded) with a 4-D output."""
+    return [
+        p
+        for p, layer in iter_layers(model)
+        if not isinstance(layer, keras.Model) and output_rank(layer) == 4
+    ]
+
+
 def conv_layer_paths(model: keras.Model) -> list[str]:
     """Paths of every convolution layer (any rank, including separable/depthwise/transposed)."""
     return [p for p, layer in iter_layers(model) if is_conv(layer)]
@@ -133,10 +142,10 @@ def last_conv_layer(model: keras.Model) -> str:
     """Path of the last convolution layer with a 4-D output (Grad-CAM's default target)."""
     check_built(model)
     for path, layer in reversed(iter_layers(model)):
-        if is_conv(layer) and _rank(layer) == 4:
+        if is_conv(layer) and output_rank(layer) == 4:
             return path
     for path, layer in reversed(iter_layers(model)):
-        if _rank(layer) == 4 and not isinstance(layer, keras.Model):
+        if output_rank(layer) == 4 and not isinstance(layer, keras.Model):
             return path
     raise ValueError(
         f"model {model.name!r} has no layer with a 4-D (N, H, W, C) output; "
@@ -168,7 +177,7 @@ def output_shape(layer: keras.layers.Layer) -> tuple | None:
     return tuple(shape)
 
 
-def _rank(layer: keras.layers.Layer) -> int:
+def output_rank(layer: keras.layers.Layer) -> int:
     shape = output_shape(layer)
     return -1 if shape is None else len(shape)
 

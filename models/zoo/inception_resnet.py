@@ -2,7 +2,7 @@
 
 Residual Inception blocks: the concatenated branches are projected back to the input width by
 a linear 1x1 convolution with bias (``<block>_up``), scaled (0.17 / 0.1 / 0.2) and added to the
-input by :class:`~models.layers.ScaledResidual` (``<block>_add``), then ReLU (``<block>_out``).
+input by :class:`~models.custom_layers.ScaledResidual` (``<block>_add``), then ReLU (``<block>_out``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .inception import check_blocks, concat, conv, pool_branch, reduction_a, tower
-from .layers import ScaledResidual, channels, check_width, classifier, conv_bn, is_small
-from .registry import register_model
+from ..custom_layers import ScaledResidual
+from ..registry import register_model
+from .blocks import channels, check_width, classifier, conv_bn, is_small
+from .inception_blocks import check_blocks, concat, conv, pool_branch, reduction_a, tower
 
 
 def _residual(x, branches, name: str, scale: float, activation: bool = True):
