@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from . import memory, peers, rbm_vs_sklearn
-from ._timing import RESULTS
+from .timing import RESULTS
 
 
 def main(argv=None) -> int:

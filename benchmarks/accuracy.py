@@ -23,7 +23,7 @@ import keras
 
 import models
 
-from ._timing import RESULTS, machine
+from .timing import RESULTS, machine
 
 VALIDATION = 5000 / 60000  # the classic 55k/5k MNIST split
 TARGETS = {"mnist": 0.990, "fashion_mnist": 0.900}

@@ -28,7 +28,7 @@ import numpy as np
 
 import models
 
-from ._timing import RESULTS, machine
+from .timing import RESULTS, machine
 
 SIZES = [784, 500, 500]
 # Hinton's settings for minibatches of 100 (the MATLAB code of Hinton & Salakhutdinov 2006).

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         size=args.size, steps=args.steps, limit_gib=LIMIT_GIB, ok=result["peak_rss_gib"] < LIMIT_GIB
     )
     print(result)
-    from ._timing import RESULTS, write_results
+    from .timing import RESULTS, write_results
 
     cmd = f"python -m benchmarks.memory --size {args.size} --steps {args.steps}"
     row = {

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 import vizkit
 
-from ._timing import RESULTS, load_average, median_times, write_results
+from .timing import RESULTS, load_average, median_times, write_results
 
 TARGETS = {
     "vanilla saliency": None,

@@ -24,7 +24,7 @@ import keras
 
 import models
 
-from ._timing import RESULTS, machine
+from .timing import RESULTS, machine
 
 # Published references (DESIGN.md): the Fashion-MNIST benchmark table of the Debian package's
 # README and seed 000's AlexNet-style CNN on MNIST.

@@ -19,12 +19,13 @@ import functools
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from vizkit.core.files import atomic_path
 
 VISIBLE_TYPES = ("bernoulli", "gaussian")
 ERROR_TYPES = ("mse", "cosine")
@@ -290,15 +291,8 @@ class RBM:
             path = path.with_name(path.name + ".npz")
         arrays = {name: var.numpy() for name, var in self._state().items()}
         arrays["config"] = np.array(json.dumps({"format": _FORMAT, **self.get_config()}))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
         return path
 
     @classmethod

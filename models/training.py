@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import time
-import uuid
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
+from vizkit.core.files import atomic_path, atomic_write
+from vizkit.core.jsonutil import jsonable
 
 from .datasets import Dataset, load_dataset
 
@@ -153,7 +155,7 @@ def train(
     fit_args, fit_options = _fit_inputs(x, y, int(batch_size), augment, seed)
 
     start = time.perf_counter()
-    progress = _TqdmProgress(epochs, disable=not verbose)
+    progress = TqdmProgress(epochs, disable=not verbose)
     fitted = model.fit(
         *fit_args,
         **fit_options,
@@ -217,10 +219,10 @@ def save_model(
     if not overwrite:
         _refuse_existing((model_path, json_path) if metadata is not None else (model_path,))
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(model_path, lambda tmp: model.save(tmp))
+    with atomic_path(model_path) as tmp:
+        model.save(tmp)
     if metadata is not None:
-        text = json.dumps(metadata, indent=2, default=_jsonable) + "\n"
-        _atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
+        atomic_write(json_path, json.dumps(metadata, indent=2, default=jsonable) + "\n")
     return model_path
 
 
@@ -288,7 +290,7 @@ def load_sidecar(path: str | os.PathLike) -> dict | None:
 # --------------------------------------------------------------------------------------------
 
 
-class _TqdmProgress(keras.callbacks.Callback):
+class TqdmProgress(keras.callbacks.Callback):
     """One tqdm bar per epoch, advancing per batch, with loss and accuracy as postfix."""
 
     def __init__(self, epochs: int, *, disable: bool) -> None:
@@ -323,7 +325,7 @@ def _short(logs: dict) -> dict:
     return {k.replace("accuracy", "acc"): f"{float(v):.4f}" for k, v in logs.items()}
 
 
-class _ShiftedBatches(keras.utils.PyDataset):
+class ShiftedBatches(keras.utils.PyDataset):
     """Shuffled batches with optional random shifts (zero fill) and left-right flips."""
 
     def __init__(self, x, y, batch_size: int, *, shift: bool, flip: bool, seed: int) -> None:
@@ -365,7 +367,7 @@ def _fit_inputs(x, y, batch_size, augment, seed) -> tuple[tuple, dict]:
     if not augment:
         return (x, y), {"batch_size": batch_size, "shuffle": True}
     shift, flip = augment in (True, "shift", "shift+flip"), augment in ("flip", "shift+flip")
-    return (_ShiftedBatches(x, y, batch_size, shift=shift, flip=flip, seed=seed),), {}
+    return (ShiftedBatches(x, y, batch_size, shift=shift, flip=flip, seed=seed),), {}
 
 
 def _split(n: int, max_train: int | None, validation_split: float, seed: int) -> tuple:
@@ -527,19 +529,6 @@ def _refuse_existing(paths) -> None:
             )
 
 
-def _atomic_write(target: Path, write: Callable[[str], object]) -> None:
-    # Same folder as the target so os.replace is an atomic rename on one file system; the
-    # temporary name keeps the suffix because Keras checks it.
-    # The writer creates the file itself, so it gets the usual permissions (mkstemp's are 0600).
-    tmp = str(target.parent / f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{target.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_archive(path: Path) -> None:
     if not zipfile.is_zipfile(path):
         raise ValueError(
@@ -556,11 +545,3 @@ def _check_archive(path: Path) -> None:
         raise ValueError(f"{str(path)!r} is a zip file but not a Keras model (no config.json)")
     if bad is not None:
         raise ValueError(f"{str(path)!r} is corrupt: member {bad!r} fails its CRC check")
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import __main__ as bench_main
-from benchmarks import _timing, memory, peers, rbm_vs_sklearn
+from benchmarks import memory, peers, rbm_vs_sklearn, timing
 
 
 def test_modules_expose_their_entry_points():
@@ -22,16 +22,16 @@ def test_modules_expose_their_entry_points():
 def test_median_times_counts_calls_and_alternates():
     calls = []
     fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
-    medians, rounds = _timing.median_times(fns, repeats=3, warmup=1)
+    medians, rounds = timing.median_times(fns, repeats=3, warmup=1)
     assert rounds == 3
     assert calls == ["a", "b"] * 4  # one warm-up round, then three alternating timed rounds
     assert set(medians) == {"a", "b"} and all(t >= 0 for t in medians.values())
 
 
 def test_median_times_budget_bounds_rounds():
-    _, rounds = _timing.median_times({"a": lambda: None}, repeats=3, budget=1e-12)
+    _, rounds = timing.median_times({"a": lambda: None}, repeats=3, budget=1e-12)
     assert rounds == 1
-    _, rounds = _timing.median_times({"a": lambda: None}, repeats=3, budget=10.0, max_repeats=7)
+    _, rounds = timing.median_times({"a": lambda: None}, repeats=3, budget=10.0, max_repeats=7)
     assert rounds == 7
 
 
@@ -87,15 +87,15 @@ def test_missed_targets_explain_the_floor():
 
 
 def test_write_results_into_tmp(tmp_path, monkeypatch):
-    monkeypatch.setattr(_timing, "RESULTS", tmp_path)
+    monkeypatch.setattr(timing, "RESULTS", tmp_path)
     rows = [{"task": "a", "vizkit s": 0.5, "peer s": 2.0}, {"task": "b", "met": "yes"}]
-    path = _timing.write_results("demo", rows, command="cmd --x", title="Demo", notes="note")
+    path = timing.write_results("demo", rows, command="cmd --x", title="Demo", notes="note")
     text = path.read_text()
     assert path == tmp_path / "demo.md"
     assert "Command: `cmd --x`" in text and "| a | 0.5 | 2 |  |" in text and "note" in text
     record = json.loads((tmp_path / "demo.json").read_text())
     assert record["rows"] == rows and record["meta"]["command"] == "cmd --x"
-    other = _timing.write_results("demo", rows, command="c", title="T", out=tmp_path / "q")
+    other = timing.write_results("demo", rows, command="c", title="T", out=tmp_path / "q")
     assert other == tmp_path / "q" / "demo.md" and other.exists()
 
 

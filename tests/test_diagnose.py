@@ -8,7 +8,7 @@ import pytest
 from helpers import random_images
 
 from vizkit import Diagnosis, diagnose, feature_maps
-from vizkit.methods.diagnose import _channel_list
+from vizkit.methods.diagnose import channel_list
 
 
 def planted_model():
@@ -109,7 +109,7 @@ def test_summary_and_serialisation(images):
     assert "constant channels [2]" in text and "input-like channels [0]" in text
     assert "never fires" in text and "badly sized layer" in text
     assert text.count("never fires") == 1  # each meaning is explained once
-    assert _channel_list((0, 1, 2, 3, 7, 9, 10)) == "[0-3, 7, 9-10]"
+    assert channel_list((0, 1, 2, 3, 7, 9, 10)) == "[0-3, 7, 9-10]"
     as_dict = result.to_dict()
     assert as_dict["layers"][0]["dead"] == [1, 4]
     assert json.loads(result.to_json()) == as_dict

@@ -15,7 +15,7 @@ import vizkit
 from vizkit.core import files as _files
 from vizkit.core.files import atomic_write, contained, safe_name
 from vizkit.report import export
-from vizkit.report.export import _Writer
+from vizkit.report.export import Writer
 from vizkit.report.manifest import Manifest
 
 FAST = ("filters", "feature_maps", "gradcam", "saliency", "occlusion")
@@ -104,11 +104,11 @@ def test_figures_show_the_method_result(model, images, tmp_path):
 
 @pytest.mark.slow
 def test_every_method_in_the_table_exports(model, images, tmp_path, monkeypatch):
-    from vizkit.report._methods import METHODS
+    from vizkit.registry import METHODS
 
     available = [m for m in METHODS if _importable(m)]
     assert {"filters", "feature_maps"} <= set(available)
-    opts = {"maximize": {"steps": 3, "units": 2}, "deepdream": {"steps": 2, "octaves": 1}}
+    opts = {"maximize": {"steps": 3, "first": 2}, "deepdream": {"steps": 2, "octaves": 1}}
     export(
         model, images, tmp_path, methods=available, layers=["c2"], progress=False,
         method_options={k: v for k, v in opts.items() if k in available}, diagnose=False,
@@ -129,9 +129,9 @@ def test_resume_skips_recorded_files_and_redoes_missing_ones(model, images, tmp_
     export(model, images, tmp_path, methods=TWO, progress=False)
     before = mtimes(tmp_path)
     calls = []
-    real_run = _Writer.run
+    real_run = Writer.run
     monkeypatch.setattr(
-        _Writer, "run", lambda self, g, jobs: calls.append(jobs) or real_run(self, g, jobs)
+        Writer, "run", lambda self, g, jobs: calls.append(jobs) or real_run(self, g, jobs)
     )
     export(model, images, tmp_path, methods=TWO, progress=False)
     assert calls == [] and mtimes(tmp_path) == before
@@ -148,10 +148,10 @@ def test_per_image_methods_run_in_chunks(model, images, tmp_path, monkeypatch):
     # the package re-exports the function under the module's name; take the module itself
     export_module = importlib.import_module("vizkit.report.export")
     calls = []
-    real_run = _Writer.run
+    real_run = Writer.run
     monkeypatch.setattr(export_module, "CHUNK", 1)
     monkeypatch.setattr(
-        _Writer, "run", lambda self, g, jobs: calls.append(len(jobs)) or real_run(self, g, jobs)
+        Writer, "run", lambda self, g, jobs: calls.append(len(jobs)) or real_run(self, g, jobs)
     )
     export(model, images, tmp_path, methods=TWO, layers="c1", progress=False, diagnose=False)
     assert calls == [1, 1, 1]  # one filter grid, then the two images one at a time

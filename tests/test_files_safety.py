@@ -228,7 +228,7 @@ def test_export_with_odd_layer_names_stays_inside(tmp_path):
     names = ("..", "a\\..\\..\\b", "\u202egnp.exe", "CON", "nul\x00")
     out = tmp_path / "out"
     model = tiny("odd", conv_names=names)
-    vizkit.export(model, X, out, methods=["filters"], progress=False, diagnose=False)
+    vizkit.export(model, X, out, methods=["filters"], layers="all", progress=False, diagnose=False)
     _assert_all_inside(tmp_path, out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert len({f["path"] for f in manifest["files"]}) == len(names)  # no two layers share a file

@@ -195,12 +195,12 @@ def test_lambda_layer_needs_safe_mode_off(tmp_path):
 
 
 def test_augmented_batches_are_shifted_or_flipped_copies():
-    from models.training import _ShiftedBatches
+    from models.training import ShiftedBatches
 
     x = np.zeros((8, 24, 24, 1), np.float32)
     x[:, 10, 12, 0] = 1.0  # one lit pixel per image: its new place tells the shift
     y = np.arange(8)
-    batches = _ShiftedBatches(x, y, 8, shift=True, flip=False, seed=0)
+    batches = ShiftedBatches(x, y, 8, shift=True, flip=False, seed=0)
     images, labels = batches[0]
     moves = set()
     for image in images:
@@ -209,15 +209,15 @@ def test_augmented_batches_are_shifted_or_flipped_copies():
         moves.add((r - 10, c - 12))
     assert len(moves) > 1 and set(labels) == set(range(8))
     assert x[:, 10, 12, 0].sum() == 8  # the source images are untouched
-    flipped, _ = _ShiftedBatches(x, y, 8, shift=False, flip=True, seed=0)[0]
+    flipped, _ = ShiftedBatches(x, y, 8, shift=False, flip=True, seed=0)[0]
     columns = {int(np.argwhere(image[..., 0])[0][1]) for image in flipped}
     assert columns <= {12, 24 - 1 - 12}
 
 
 def test_progress_bar_only_when_verbose(capfd):
-    from models.training import _TqdmProgress
+    from models.training import TqdmProgress
 
-    quiet = _TqdmProgress(1, disable=True)
+    quiet = TqdmProgress(1, disable=True)
     quiet.set_params({"steps": 3})
     quiet.on_epoch_begin(0)
     quiet.on_train_batch_end(0, {"loss": 1.0})

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from vizkit import optimize as opt
 from vizkit.optimize import core, transforms
-from vizkit.optimize.params import Fourier, Pixel, _freq_scale
+from vizkit.optimize.params import Fourier, Pixel, freq_scale
 from vizkit.optimize.transforms import apply_transforms, get_transforms
 
 SEED = tf.constant([3, 4], tf.int32)
@@ -124,7 +124,7 @@ def test_fourier_inverse_of_a_constant_is_a_constant():
 
 
 def test_fourier_scale_is_one_over_frequency():
-    scale = _freq_scale(8, 8, 1.0)
+    scale = freq_scale(8, 8, 1.0)
     # Frequency (0, 1/8) against (0, 2/8): twice the frequency, half the amplitude.
     assert scale[0, 1] == pytest.approx(2 * scale[0, 2])
     assert scale[0, 0] == pytest.approx(scale[0, 1])  # DC clamped to the lowest frequency

@@ -259,7 +259,7 @@ def test_reduce_options_on_rgb_images():
         ({"method": "lrp"}, ValueError, "method must be one of"),
         ({"reduce": "max"}, ValueError, "reduce must be one of"),
         ({"method": "vanilla", "samples": 3}, TypeError, "unexpected options \\['samples'\\]"),
-        ({"method": "smoothgrad", "samples": 0}, ValueError, "samples must be an int >= 1"),
+        ({"method": "smoothgrad", "samples": 0}, ValueError, "samples must be a positive int"),
         ({"method": "smoothgrad", "noise": -0.1}, ValueError, "noise must be a float >= 0"),
         ({"method": "integrated", "steps": 1, "rule": "trapezoid"}, ValueError, "steps"),
         ({"method": "integrated", "rule": "simpson"}, ValueError, "rule must be one of"),

@@ -1,37 +1,20 @@
 """vizkit: see inside convolutional networks.
 
 Every public function takes a Keras model (Sequential, functional, nested or subclassed) and
-returns NumPy arrays; drawing lives in :mod:`vizkit.plot`. Submodules are imported on first use
-so that ``import vizkit`` (and the command line's ``--help``) stays fast.
+returns NumPy arrays; drawing lives in :mod:`vizkit.plot`. The public names come from the method
+table (:mod:`vizkit.registry`) and are imported on first use, so that ``import vizkit`` (and the
+command line's ``--help``) stays fast and never loads TensorFlow by itself.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from .registry import load, public_api
+
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_API = {
-    "filters": "methods.filters",
-    "feature_maps": "methods.feature_maps",
-    "hypercolumns": "methods.hypercolumns",
-    "hypercolumn_average": "methods.hypercolumns",
-    "receptive_field": "methods.top_activating",
-    "top_activating": "methods.top_activating",
-    "diagnose": "methods.diagnose",
-    "Diagnosis": "methods.diagnose",
-    "saliency": "attribution",
-    "gradcam": "methods.gradcam",
-    "occlusion": "methods.occlusion",
-    "maximize": "methods.maximize",
-    "deepdream": "methods.deepdream",
-    "export": "report",
-    "add_figures": "report",
-    "VisualizationCallback": "callbacks",
-    "layer_paths": "core.layers",
-}
-
+_API = public_api()
 _SUBPACKAGES = ("plot", "optimize", "attribution")
 
 __all__ = [*_API, *_SUBPACKAGES, "__version__"]
@@ -42,7 +25,7 @@ def __getattr__(name: str):
         return importlib.import_module(f".{name}", __name__)
     if name not in _API:
         raise AttributeError(f"module 'vizkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    value = load(_API[name])
     globals()[name] = value
     return value
 

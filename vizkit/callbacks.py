@@ -10,6 +10,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .registry import check_methods
+
 
 class VisualizationCallback(keras.callbacks.Callback):
     """Every ``every`` epochs, write figures of the model in training to ``out_dir/epoch_XXX/``.
@@ -51,9 +53,7 @@ class VisualizationCallback(keras.callbacks.Callback):
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"every must be a positive int, got {every!r}")
-        from .report.export import _check_methods
-
-        self.methods = _check_methods(methods)
+        self.methods = check_methods(methods)
         self.images = np.asarray(images)
         self.out_dir = Path(out_dir)
         self.every = int(every)

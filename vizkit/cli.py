@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .registry import METHODS, MethodSpec, Option
+
 PROG = "vizkit"
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 IMAGE_HINT = "image files (png, jpg, bmp, tif); resized to the model's input size"
@@ -145,92 +147,56 @@ def _positive(text: str) -> int:
     return value
 
 
-# -- method subcommands -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MethodCli:
-    """How a method subcommand maps its options onto ``method_options``."""
-
-    method: str  # name in vizkit.report._methods.METHODS
-    help: str
-    options: tuple[tuple[str, dict], ...] = ()  # (flag, argparse kwargs); dest = option name
-    layers: bool = True
-    target: bool = False
-
-
-METHOD_COMMANDS: dict[str, MethodCli] = {
-    "filters": MethodCli("filters", "draw the convolution kernels of a layer as image tiles"),
-    "feature-maps": MethodCli(
-        "feature_maps", "draw the feature maps (activations) of a layer per image"
-    ),
-    "hypercolumns": MethodCli(
-        "hypercolumns", "stack upsampled activations of several layers per pixel (hypercolumns)"
-    ),
-    "maximize": MethodCli(
-        "maximize",
-        "synthesise inputs that maximally activate units of a layer (activation maximisation)",
-        options=(
-            ("--units", {"type": _positive, "help": "number of units (first N channels)"}),
-            ("--steps", {"type": _positive, "help": "gradient-ascent steps"}),
-        ),
-    ),
-    "saliency": MethodCli(
-        "saliency",
-        "pixel attributions: gradients of the class score with respect to the input",
-        options=(
-            (
-                "--method",
-                {
-                    "choices": ("vanilla", "gradxinput", "smoothgrad", "integrated", "guided"),
-                    "help": "attribution method (default: vanilla gradients)",
-                },
-            ),
-        ),
-        layers=False,
-        target=True,
-    ),
-    "gradcam": MethodCli("gradcam", "Grad-CAM class activation heat maps", target=True),
-    "occlusion": MethodCli(
-        "occlusion",
-        "drop in the class score when a sliding patch is greyed out",
-        options=(
-            ("--patch", {"type": _positive, "help": "patch side in pixels (default: side/7)"}),
-            ("--stride", {"type": _positive, "help": "patch stride in pixels (default: patch/2)"}),
-        ),
-        layers=False,
-        target=True,
-    ),
-    "deepdream": MethodCli(
-        "deepdream",
-        "amplify what a layer sees in each image (DeepDream)",
-        options=(
-            ("--octaves", {"type": _positive, "help": "number of image scales"}),
-            ("--steps", {"type": _positive, "help": "gradient-ascent steps per octave"}),
-            ("--step-size", {"type": float, "help": "gradient-ascent step size"}),
-        ),
-    ),
-    "top-activating": MethodCli(
-        "top_activating",
-        "the images that activate each unit of a layer most",
-        options=(
-            ("--units", {"type": _positive, "help": "number of units (first N channels)"}),
-            ("-k", {"type": _positive, "dest": "k", "help": "images per unit"}),
-        ),
-    ),
-}
+# -- method subcommands (generated from the method table) ---------------------------------------
+def parse_units(text: str) -> list[int]:
+    """``"3"`` -> [3], ``"0-3"`` -> [0, 1, 2, 3]: one ``--units`` word (indices, never a count)."""
+    try:
+        if "-" in text.strip("-"):
+            low, high = (int(part) for part in text.split("-", 1))
+            if high < low:
+                raise ValueError
+            return list(range(low, high + 1))
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a unit index or a range like 0-7, got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"unit indices are >= 0, got {text!r}")
+    return [value]
 
 
-def _configure_method(spec: MethodCli) -> Callable[[argparse.ArgumentParser], None]:
+_OPTION_PARSERS = {"int": _positive, "float": float, "str": str, "units": parse_units}
+
+
+def _add_option(p: argparse.ArgumentParser, option: Option) -> None:
+    help_text = option.help
+    if option.default is not None and option.type != "bool":
+        help_text += f" (default: {option.default})"
+    if option.type == "bool":
+        p.add_argument(option.cli_flag, dest=option.name, action="store_true", help=help_text)
+        return
+    kwargs: dict = {"dest": option.name, "type": _OPTION_PARSERS[option.type], "help": help_text}
+    if option.choices:
+        kwargs["choices"] = option.choices
+    if option.type == "units":
+        kwargs.update(nargs="+", action="extend", metavar="UNIT")
+    p.add_argument(option.cli_flag, **kwargs)
+
+
+def _configure_method(spec: MethodSpec) -> Callable[[argparse.ArgumentParser], None]:
     def configure(p: argparse.ArgumentParser) -> None:
         _model_args(p)
-        _image_args(p, required=spec.method != "filters" and spec.method != "maximize")
-        if spec.layers:
+        if spec.needs_images:
+            _image_args(p)
+        if spec.layers is not None:
             _layer_args(p)
         if spec.target:
             _target_args(p)
-        for flag, kwargs in spec.options:
-            p.add_argument(flag, **kwargs)
+        for option in spec.options:
+            _add_option(p, option)
         _out_args(p)
-        p.set_defaults(method_cli=spec)
+        p.set_defaults(method_spec=spec)
 
     return configure
 
@@ -239,35 +205,36 @@ def _run_method(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .core.files import atomic_write
-    from .report.export import _render, render_method
+    from .plot.renderers import to_bytes
+    from .report.export import render_method
 
-    spec: MethodCli = args.method_cli
+    spec: MethodSpec = args.method_spec
     model = _load_model(args.model, unsafe=args.unsafe)
-    images = _read_images(args, model, required=args.images_required)
+    images = _read_images(args, model, required=True) if spec.needs_images else None
     options = {
-        _dest(flag, kwargs): getattr(args, _dest(flag, kwargs))
-        for flag, kwargs in spec.options
-        if getattr(args, _dest(flag, kwargs)) is not None
+        o.name: getattr(args, o.name)
+        for o in spec.options
+        if getattr(args, o.name) not in (None, False)
     }
     if images is None:  # filters / maximize need no images; the method ignores them
         images = np.zeros((1, *_input_hw(model)), np.float32)
     results = render_method(
         model,
         images,
-        spec.method,
+        spec.name,
         layers=getattr(args, "layer", None),
         targets=getattr(args, "target", None),
         options=options,
         progress=None,
     )
     if not results:
-        raise ValueError(f"no layer suits {spec.method}; pick one with --layer")
+        raise ValueError(f"no layer suits {spec.name}; pick one with --layer")
     several_layers = len({layer for layer, _, _, _ in results}) > 1
     written = []
     for layer, image, array, fig in results:
         path = _output_path(
             args.out,
-            spec.method,
+            spec.name,
             layer if several_layers else None,
             image if len(images) > 1 else None,
         )
@@ -276,7 +243,7 @@ def _run_method(args: argparse.Namespace) -> int:
                 raise FileExistsError(
                     f"{str(target)!r} already exists; pass --overwrite to replace it"
                 )
-        atomic_write(path, _render(fig, path.suffix[1:], 100))
+        atomic_write(path, to_bytes(fig, path.suffix[1:], 100))
         written.append(path)
         if args.save_array:
             atomic_write(path.with_suffix(".npy"), _npy_bytes(array))
@@ -284,10 +251,6 @@ def _run_method(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
-
-
-def _dest(flag: str, kwargs: dict) -> str:
-    return kwargs.get("dest") or flag.lstrip("-").replace("-", "_")
 
 
 def _output_path(out: str, method: str, layer: str | None, image: int | None) -> Path:
@@ -311,9 +274,11 @@ def _npy_bytes(array) -> bytes:
     import numpy as np
 
     buffer = io.BytesIO()
-    if isinstance(array, dict):  # top_activating: indices and scores per unit
+    if isinstance(array, dict) and "rows" in array:  # top_activating: indices and scores per unit
         rows = array["rows"]
         np.save(buffer, np.array([[np.asarray(i), np.asarray(s)] for i, s in rows]))
+    elif isinstance(array, dict):  # maximize: the images, one per unit
+        np.save(buffer, np.asarray(array["images"]))
     else:
         np.save(buffer, np.asarray(array))
     return buffer.getvalue()
@@ -387,8 +352,6 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _configure_export(p: argparse.ArgumentParser) -> None:
-    from .report._methods import METHODS
-
     _model_args(p, many=True)
     _image_args(p)
     _layer_args(p, "layer for the per-layer methods")
@@ -447,9 +410,9 @@ def _run_diagnose(args: argparse.Namespace) -> int:
     images = _read_images(args, model, required=True)
     result = vizkit.diagnose(model, images)
     if args.json:
-        from .report.manifest import _jsonable
+        from .core.jsonutil import jsonable
 
-        print(json.dumps(result.to_dict(), indent=1, default=_jsonable))
+        print(json.dumps(result.to_dict(), indent=1, default=jsonable))
     else:
         print(result.summary())
     return 0
@@ -575,8 +538,8 @@ COMMANDS: dict[str, Command] = {
         _run_train,
     ),
     **{
-        name: Command(spec.help, _configure_method(spec), _run_method)
-        for name, spec in METHOD_COMMANDS.items()
+        spec.command: Command(spec.help, _configure_method(spec), _run_method)
+        for spec in METHODS.values()
     },
     "export": Command(
         "export figure grids for several methods, layers and images with an HTML index",

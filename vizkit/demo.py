@@ -226,7 +226,7 @@ def _export_all(model, images, pool, out: Path, sizes: DemoSizes, seed: int, com
             # image maximising its mean activation is nearly uniform: its filters show it better.
             "layers": [*convs, "predictions"],
             "images": images[:1],
-            "method_options": {"maximize": {"units": 1000, "steps": sizes.maximize_steps}},
+            "method_options": {"maximize": {"first": 1000, "steps": sizes.maximize_steps}},
         },
         {"methods": ["top_activating"], "layers": convs[:2], "images": pool, "diagnose": True},
     ]

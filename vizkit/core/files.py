@@ -1,4 +1,4 @@
-"""File-system helpers for exports: safe names, contained paths and atomic writes."""
+"""Files: safe names, contained paths and the one atomic write every writer in the project uses."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import re
 import tempfile
 import unicodedata
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
@@ -80,29 +82,72 @@ def ensure_writable(folder: Path) -> Path:
     return folder.resolve()
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+    """A temporary path beside ``path`` that becomes ``path`` only if the block succeeds.
 
-    The bytes go to a temporary file in the same folder (same file system) which is then
-    renamed over ``path`` with :func:`os.replace`. On any failure the temporary file is
-    removed and ``path`` is left as it was.
+    The caller (or a library such as Keras or matplotlib) creates the temporary file; it keeps
+    ``path``'s suffix, since some writers check it, and is created like any other file, so it
+    honours the umask (``0644`` under umask 022). On success it is synced and renamed over
+    ``path`` (readers see the old file or the whole new one); on failure it is removed and
+    ``path`` is left as it was. With ``overwrite=False`` the final step is a hard link, so a file
+    that appeared at ``path`` meanwhile is never replaced (``FileExistsError``).
+
+    Raises
+    ------
+    FileExistsError
+        ``overwrite=False`` and ``path`` exists.
+    OSError
+        Naming ``path`` and the reason, when the folder cannot be created or written.
     """
     path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise OSError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        yield tmp
+        _sync(tmp)
+        if overwrite or not _link(tmp, path):
+            os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
             raise OSError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
         raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, overwrite: bool = True) -> None:
+    """Write ``data`` (str as UTF-8) to ``path`` atomically; see :func:`atomic_path`."""
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        # O_EXCL: the random name is ours alone; mode 0o666 lets the umask decide, like `cp`.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+
+
+def _sync(tmp: Path) -> None:
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _link(tmp: Path, path: Path) -> bool:
+    """Hard-link ``tmp`` to ``path``; False where the file system has no hard links."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(
+            f"{str(path)!r} appeared while it was being written; pass overwrite=True to replace it"
+        ) from None
+    except OSError:
+        return False
+    return True

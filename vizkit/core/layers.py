@@ -139,18 +139,56 @@ def is_conv(layer: keras.layers.Layer) -> bool:
 
 
 def last_conv_layer(model: keras.Model) -> str:
-    """Path of the last convolution layer with a 4-D output (Grad-CAM's default target)."""
+    """Path of the last layer whose map is larger than 1x1 (Grad-CAM's default target).
+
+    Convolution layers are preferred; any layer with a 4-D output comes next. A 1x1 map (the
+    last conv of LeNet-5) carries no "where", so it is skipped when a larger one exists.
+    """
     check_built(model)
-    for path, layer in reversed(iter_layers(model)):
-        if is_conv(layer) and output_rank(layer) == 4:
-            return path
-    for path, layer in reversed(iter_layers(model)):
-        if output_rank(layer) == 4 and not isinstance(layer, keras.Model):
-            return path
+    layers = [(p, lyr) for p, lyr in iter_layers(model) if not isinstance(lyr, keras.Model)]
+    spatial = [(p, lyr) for p, lyr in layers if output_rank(lyr) == 4]
+    for candidates in (
+        [(p, lyr) for p, lyr in spatial if is_conv(lyr) and has_area(lyr)],
+        [(p, lyr) for p, lyr in spatial if has_area(lyr)],
+        [(p, lyr) for p, lyr in spatial if is_conv(lyr)],
+        spatial,
+    ):
+        if candidates:
+            return candidates[-1][0]
     raise ValueError(
         f"model {model.name!r} has no layer with a 4-D (N, H, W, C) output; "
         "pass layer= explicitly or use a convolutional model"
     )
+
+
+def has_area(layer: keras.layers.Layer) -> bool:
+    """True unless the layer's 4-D map is known to be 1x1 (a free size counts as an area)."""
+    shape = output_shape(layer)
+    return shape is None or len(shape) != 4 or not (shape[1] == 1 and shape[2] == 1)
+
+
+def representative_layers(model: keras.Model, paths: list[str], limit: int = 8) -> list[str]:
+    """A few of ``paths`` that show the whole network: the last layer of each resolution stage.
+
+    Layers are grouped by the spatial size of their output (a new group starts whenever the size
+    changes, in model order); the last layer of each group is kept, and at most ``limit`` of those,
+    spread evenly from the first stage to the last.
+    """
+    layers = dict(iter_layers(model))
+    picked: list[str] = []
+    previous = object()
+    for path in paths:
+        shape = output_shape(layers[path])
+        size = None if shape is None or len(shape) != 4 else tuple(shape[1:3])
+        if picked and size == previous:
+            picked[-1] = path
+        else:
+            picked.append(path)
+        previous = size
+    if len(picked) <= limit:
+        return picked
+    step = (len(picked) - 1) / (limit - 1)
+    return [picked[round(i * step)] for i in range(limit)]
 
 
 def output_shape(layer: keras.layers.Layer) -> tuple | None:

@@ -108,7 +108,7 @@ class Diagnosis:
         for r in self.problems.values():
             rows.append(f"{r.path}:")
             for kind, channels, detail in _findings(r):
-                rows.append(f"  {kind} channels {_channel_list(channels)}{detail}")
+                rows.append(f"  {kind} channels {channel_list(channels)}{detail}")
                 seen.add(kind)
         if seen:
             rows.append("")
@@ -199,7 +199,7 @@ def _findings(r: LayerReport) -> list[tuple[str, tuple[int, ...], str]]:
     return [f for f in found if f[1]]
 
 
-def _channel_list(channels: tuple[int, ...]) -> str:
+def channel_list(channels: tuple[int, ...]) -> str:
     """``[0-3, 7]``: runs of consecutive indices shortened so wide layers stay readable."""
     parts, start = [], None
     for i, c in enumerate(channels):
@@ -217,7 +217,10 @@ def _default_layers(model: keras.Model) -> list[str]:
         p
         for p, layer in iter_layers(model)
         if not isinstance(layer, keras.Model)
-        and (output_rank(layer) == 4 or (isinstance(layer, keras.layers.Dense) and output_rank(layer) == 2))
+        and (
+            output_rank(layer) == 4
+            or (isinstance(layer, keras.layers.Dense) and output_rank(layer) == 2)
+        )
     ]
     if not paths:
         raise ValueError(f"model {model.name!r} has no layer with a 4-D output or Dense layer")

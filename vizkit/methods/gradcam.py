@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import keras
@@ -9,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..core.graph import ClassScore, Tap, compiled, forward, image_spec, map_batches
-from ..core.layers import last_conv_layer, resolve_layer
+from ..core.layers import has_area, last_conv_layer, resolve_layer
 from ..core.targets import prepare
 
 
@@ -44,7 +45,8 @@ def gradcam(
     target : int, sequence of int or None
         Class per image; None uses each image's predicted class.
     layer : str, int, Layer or None
-        Layer with a 4-D ``(N, h, w, k)`` output; None finds the last convolution layer.
+        Layer with a 4-D ``(N, h, w, k)`` output; None finds the last convolution layer whose
+        map is larger than 1x1 (a 1x1 layer warns: its map is one flat value).
     plus_plus : bool
         Use the Grad-CAM++ weights.
     logits : bool
@@ -69,7 +71,14 @@ def gradcam(
         a bad target or images.
     """
     path = last_conv_layer(model) if layer is None else resolve_layer(model, layer)[0]
-    _check_rank(path, resolve_layer(model, path)[1])
+    obj = resolve_layer(model, path)[1]
+    _check_rank(path, obj)
+    if not has_area(obj):
+        warnings.warn(
+            f"layer {path!r} has a 1x1 map, so its Grad-CAM is one flat value with no location; "
+            f"pick a layer with a larger map (default: {last_conv_layer(model)!r})",
+            stacklevel=2,
+        )
     p = prepare(model, images, target, logits=logits, preprocess=preprocess, batch_size=batch_size)
     tap = Tap(capture=(path,), logits=p.tap.logits, preprocess=p.tap.preprocess)
     cams = map_batches(_cam_fn(model, tap, bool(plus_plus), p.x), [p.x, p.aux], p.batch_size)

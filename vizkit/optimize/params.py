@@ -94,7 +94,7 @@ class Fourier(_Param):
         """Images ``(N, H, W, C)`` in [0, 1]."""
         h, w, c = shape
         spectrum = tf.complex(params[..., 0], params[..., 1]) * tf.cast(
-            _freq_scale(h, w, self.decay_power), tf.complex64
+            freq_scale(h, w, self.decay_power), tf.complex64
         )
         # The scale keeps the spatial image's variance independent of its size.
         spatial = tf.signal.irfft2d(spectrum, fft_length=[h, w])  # (N, C, H, W)
@@ -111,14 +111,14 @@ class Fourier(_Param):
         if self._colours(c):
             x = x @ np.linalg.inv(_COLOR_SQRT.T)
         spectrum = np.fft.rfft2(np.transpose(x * 4.0, (0, 3, 1, 2)), s=(h, w))
-        spectrum /= _freq_scale(h, w, self.decay_power)
+        spectrum /= freq_scale(h, w, self.decay_power)
         return np.stack([spectrum.real, spectrum.imag], axis=-1).astype(np.float32)
 
     def _colours(self, channels: int) -> bool:
         return self.decorrelate and channels == 3
 
 
-def _freq_scale(h: int, w: int, decay_power: float) -> np.ndarray:
+def freq_scale(h: int, w: int, decay_power: float) -> np.ndarray:
     """``(H, W // 2 + 1)`` amplitude scale: 1/f, the zero frequency clamped to 1/max(H, W)."""
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,9 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..core.files import atomic_write, contained, ensure_writable, safe_name
-from ._methods import METHODS, Context, Method
+from ..core.graph import Tap
+from ..core.images import to_batch
+from ..core.layers import iter_layers, layer_paths, resolve_layers
+from ..core.targets import resolve_targets
+from ..methods.diagnose import diagnose
+from ..plot.renderers import render, to_bytes
+from ..registry import METHODS, check_methods
+from ..render.encode import png_thumbnail
+from .compute import Context, call, default_layers, spatial_conv_paths, suitable_layers, suits
 from .html import INDEX_NAME, write_index
 from .manifest import Entry, Manifest, normalize
 
@@ -65,10 +73,11 @@ def export(
         Names from :data:`METHODS`: ``filters``, ``feature_maps``, ``hypercolumns``,
         ``saliency``, ``gradcam``, ``occlusion``, ``maximize``, ``deepdream``,
         ``top_activating``.
-    layers : layer spec, list of specs, or None
+    layers : layer spec, list of specs, "all" or None
         Layers (names, paths or indices) for the per-layer methods, applied to every model;
-        each method keeps those it can handle. ``None`` uses each method's defaults (conv
-        layers; the last conv layer for Grad-CAM and DeepDream).
+        each method keeps those it can handle. ``None`` uses each method's defaults: a few
+        representative layers (the last of each resolution stage, at most eight; the last map
+        larger than 1x1 for Grad-CAM and DeepDream); ``"all"`` every layer a method can draw.
     targets : int, list of int, or None
         Class explained by saliency, Grad-CAM and occlusion (``None``: the predicted class).
     formats : sequence of {"png", "pdf", "svg"}
@@ -106,7 +115,7 @@ def export(
         When the output folder cannot be written; earlier files stay intact.
     """
     named = _named_models(model, model_name)
-    chosen = _check_methods(methods)
+    chosen = check_methods(methods)
     formats = _check_formats(formats)
     options = _check_options(method_options, chosen)
     for flag, value in (("overwrite", overwrite), ("resume", resume), ("progress", progress)):
@@ -123,7 +132,7 @@ def export(
     for plan in plans:
         manifest.models[plan.name] = plan.info
     manifest.save()
-    writer = _Writer(manifest, formats=formats, dpi=dpi, thumbnail_size=thumbnail_size)
+    writer = Writer(manifest, formats=formats, dpi=dpi, thumbnail_size=thumbnail_size)
     bar = _progress(sum(len(jobs) for _, jobs in todo), enabled=progress)
     try:
         for group, jobs in todo:
@@ -155,7 +164,7 @@ def render_method(
     progress : bool or None
         Progress bar over layers (``None``: only on a terminal).
     """
-    _check_methods([method])
+    check_methods([method])
     opts = _check_options({method: dict(options or {})}, [method])
     plan = _plan_model(
         getattr(model, "name", "model"), model, images, targets, layers, [method], opts, ("png",)
@@ -164,11 +173,11 @@ def render_method(
     out = []
     bar = _progress(len(plan.groups), enabled=progress, desc=f"vizkit {method}", unit="layer")
     for group in plan.groups:
-        result = spec.compute(group.ctx, group.layer, **group.options)
+        result = call(spec, group.ctx, group.layer, group.options)
         for job in group.jobs:
             item = result if job.image is None else result[job.image]
             image = None if job.image is None else group.ctx.images[job.image]
-            fig = spec.plot(item, image, title=_title(group, job))
+            fig = render(spec.renderer, item, image, title=_title(group, job))
             out.append((group.layer, job.image, item, fig))
         bar.update()
     bar.close()
@@ -207,16 +216,13 @@ class Plan:
 
 
 def _plan_model(name, model, images, targets, layers, methods, options, formats) -> Plan:
-    from ..core.images import to_batch
-    from ..core.layers import resolve_layers
 
     x = to_batch(images, model)
-    wanted = None if layers is None else resolve_layers(model, layers)
+    every = isinstance(layers, str) and layers == "all"
+    wanted = None if layers is None or every else resolve_layers(model, layers)
     targets = _check_targets(targets, len(x))
     if targets is not None:
         # Class indices are checked against the model now, before any figure is written.
-        from ..core.graph import Tap
-        from ..core.targets import resolve_targets
 
         resolve_targets(model, x, targets, tap=Tap(logits=True), size=len(x))
     slug = safe_name(name)
@@ -224,28 +230,30 @@ def _plan_model(name, model, images, targets, layers, methods, options, formats)
         "slug": slug,
         "weights_sha1": _weights_digest(model),
         "images": len(x),
-        "layers": _layer_paths(model),
+        "layers": layer_paths(model),
     }
     image_ids = [hashlib.sha1(img.tobytes()).hexdigest()[:12] for img in x]
     layer_objects = None
     groups = []
     for method_name in methods:
         method = METHODS[method_name]
-        if method.default_layers is None:
+        if method.layers is None:
             method_layers: list[str | None] = [None]
+        elif every:
+            method_layers = suitable_layers(method, model)
         elif wanted is None:
-            method_layers = list(method.default_layers(model))
+            method_layers = list(default_layers(method, model))
         else:
-            layer_objects = layer_objects or _layer_dict(model)
-            method_layers = [p for p in wanted if method.accepts(layer_objects[p])]
-        conv_or_wanted = wanted if wanted is not None else _default_context_layers(model)
+            layer_objects = layer_objects or dict(iter_layers(model))
+            method_layers = [p for p in wanted if suits(method, layer_objects[p])]
+        conv_or_wanted = wanted if wanted is not None else spatial_conv_paths(model)
         ctx = Context(model=model, images=x, targets=targets, layers=conv_or_wanted)
         for layer in method_layers:
             params = dict(options[method_name])
             params["weights_sha1"] = info["weights_sha1"]
-            if method.uses_target:
+            if method.target:
                 params["targets"] = targets
-            if method.default_layers is None and method_name == "hypercolumns":
+            if method.layers is None and method_name == "hypercolumns":
                 params["layers"] = conv_or_wanted
             folder = (slug, MODEL_LEVEL if layer is None else safe_name(layer))
             jobs = []
@@ -309,7 +317,7 @@ def _check_free(manifest: Manifest, path: str, own: set, thumbs: set, overwrite:
 
 
 # -- running ------------------------------------------------------------------------------------
-class _Writer:
+class Writer:
     def __init__(self, manifest: Manifest, *, formats, dpi: int, thumbnail_size: int):
         self.manifest = manifest
         self.formats = formats
@@ -325,20 +333,20 @@ class _Writer:
             targets = None if ctx.targets is None else [ctx.targets[i] for i in idx]
             ctx = Context(ctx.model, ctx.images[idx], targets, ctx.layers)
         start = time.perf_counter()
-        result = method.compute(ctx, group.layer, **group.options)
+        result = call(method, ctx, group.layer, group.options)
         share = (time.perf_counter() - start) / len(jobs)
         for row, job in enumerate(jobs):
             start = time.perf_counter()
             item = result[row] if method.per_image else result
             image = ctx.images[row] if method.per_image else None
-            fig = method.plot(item, image, title=_title(group, job))
-            blobs = {fmt: _render(fig, fmt, self.dpi) for fmt in self.formats}
-            png = blobs.get("png") or _render(fig, "png", self.dpi)
+            fig = render(method.renderer, item, image, title=_title(group, job))
+            blobs = {fmt: to_bytes(fig, fmt, self.dpi) for fmt in self.formats}
+            png = blobs.get("png") or to_bytes(fig, "png", self.dpi)
             self._write(
                 group,
                 job,
                 blobs,
-                _thumbnail(png, self.thumbnail_size),
+                png_thumbnail(png, self.thumbnail_size),
                 share + time.perf_counter() - start,
             )
 
@@ -374,31 +382,9 @@ def _title(group: Group, job: Job) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def _render(fig, fmt: str, dpi: int) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def _thumbnail(png: bytes, size: int) -> bytes:
-    import cv2
-
-    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
-    scale = size / max(image.shape[:2])
-    if scale < 1:
-        shape = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        image = cv2.resize(image, shape, interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError("could not encode a thumbnail")
-    return encoded.tobytes()
-
-
 def _diagnosis(plan: Plan) -> dict[str, Any]:
-    import vizkit
-
     try:
-        diagnosis = vizkit.diagnose(plan.ctx.model, plan.ctx.images)
+        diagnosis = diagnose(plan.ctx.model, plan.ctx.images)
     except (ValueError, TypeError) as exc:
         # The figures are written by now; a model diagnose cannot handle gets a note, not a crash.
         message = " ".join(str(exc).split())
@@ -410,7 +396,6 @@ def _diagnosis(plan: Plan) -> dict[str, Any]:
 
 
 def _progress(total: int, *, enabled: bool | None, desc: str = "vizkit export", unit: str = "fig"):
-    from tqdm.auto import tqdm
 
     # enabled=None lets tqdm decide: a bar on a terminal, nothing in logs and pipes.
     disable = None if enabled is None else (not enabled or total == 0)
@@ -444,18 +429,6 @@ def _named_models(model, model_name: str | None) -> dict[str, Any]:
     return named
 
 
-def _check_methods(methods) -> list[str]:
-    if isinstance(methods, str):
-        methods = list(METHODS) if methods == "all" else [methods]
-    methods = list(dict.fromkeys(methods))
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ValueError(
-            f"methods must be a non-empty list of {sorted(METHODS)} or 'all', got {unknown or methods!r}"
-        )
-    return methods
-
-
 def _check_formats(formats) -> tuple[str, ...]:
     if isinstance(formats, str):
         formats = (formats,)
@@ -474,7 +447,7 @@ def _check_options(method_options, methods: Iterable[str]) -> dict[str, dict[str
     for name, opts in given.items():
         if not isinstance(opts, Mapping):
             raise TypeError(f"method_options[{name!r}] must be a dict, got {type(opts).__name__}")
-    return {m: {**METHODS[m].defaults, **dict(given.get(m, {}))} for m in methods}
+    return {m: {**METHODS[m].export_defaults, **dict(given.get(m, {}))} for m in methods}
 
 
 def _check_targets(targets, n: int) -> list[int] | None:
@@ -497,22 +470,4 @@ def _weights_digest(model) -> str:
     return digest.hexdigest()[:16]
 
 
-def _layer_paths(model) -> list[str]:
-    from ..core.layers import layer_paths
-
-    return layer_paths(model)
-
-
-def _layer_dict(model) -> dict[str, Any]:
-    from ..core.layers import iter_layers
-
-    return dict(iter_layers(model))
-
-
-def _default_context_layers(model) -> list[str]:
-    from ._methods import _spatial_conv_paths
-
-    return _spatial_conv_paths(model)
-
-
-__all__ = ["DEFAULT_METHODS", "FORMATS", "INDEX_NAME", "METHODS", "Method", "export"]
+__all__ = ["DEFAULT_METHODS", "FORMATS", "INDEX_NAME", "export"]

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..core.files import atomic_write, contained, ensure_writable, safe_name
+from ..plot.renderers import to_bytes
+from ..render.encode import png_thumbnail
 from .html import write_index
 from .manifest import Manifest
 
@@ -60,8 +62,6 @@ def add_figures(
     FileExistsError
         For a file not written by this report at a target path, without ``overwrite=True``.
     """
-    from .export import _render, _thumbnail
-
     items = _check_figures(figures)
     root = ensure_writable(Path(out_dir))
     manifest = Manifest.load(root)
@@ -85,13 +85,13 @@ def add_figures(
         planned.append((section, title, figure, rel, thumb))
     for section, title, figure, rel, thumb in planned:
         if hasattr(figure, "savefig"):
-            data = _render(figure, "png", dpi)
+            data = to_bytes(figure, "png", dpi)
         else:
             data = Path(figure).read_bytes()
         manifest.pending.update((rel, thumb))
         manifest.save()
         atomic_write(contained(root, *rel.split("/")), data)
-        atomic_write(contained(root, *thumb.split("/")), _thumbnail(data, thumbnail_size))
+        atomic_write(contained(root, *thumb.split("/")), png_thumbnail(data, thumbnail_size))
         entries = [e for e in manifest.extras.get(section, []) if e.get("path") != rel]
         manifest.extras[section] = [*entries, {"title": title, "path": rel, "thumbnail": thumb}]
         manifest.pending.difference_update((rel, thumb))

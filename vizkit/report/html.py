@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..core.files import atomic_write, safe_name
+from ..registry import METHODS
 from .manifest import Entry, Manifest
 
 INDEX_NAME = "index.html"
@@ -41,18 +42,6 @@ td.name{text-align:left;font-family:ui-monospace,monospace}
 tr.bad td{background:#ffebee}
 pre{font-size:12px;background:#f5f5f5;padding:8px;overflow-x:auto}
 """
-
-_METHOD_TITLES = {
-    "filters": "Filters (kernel weights)",
-    "feature_maps": "Feature maps",
-    "hypercolumns": "Hypercolumns",
-    "saliency": "Saliency (input gradients)",
-    "gradcam": "Grad-CAM",
-    "occlusion": "Occlusion sensitivity",
-    "maximize": "Activation maximisation",
-    "deepdream": "DeepDream",
-    "top_activating": "Top-activating images",
-}
 
 
 def write_index(manifest: Manifest) -> Path:
@@ -115,7 +104,7 @@ def _figures_html(entries: list[Entry]) -> str:
         figures[entry.method][entry.image].append(entry)
     parts = []
     for method, per_image in figures.items():
-        parts.append(f'<h4>{_esc(_METHOD_TITLES.get(method, method))}</h4><div class="grid">')
+        parts.append(f'<h4>{_esc(_title(method))}</h4><div class="grid">')
         for image in sorted(per_image, key=lambda i: -1 if i is None else i):
             files = sorted(per_image[image], key=lambda e: e.format != "png")
             main = files[0]
@@ -204,3 +193,8 @@ def _anchor(name: str) -> str:
 
 def _extra_anchor(section: str) -> str:
     return "extra-" + safe_name(section)
+
+
+def _title(method: str) -> str:
+    spec = METHODS.get(method)
+    return spec.title if spec is not None else method

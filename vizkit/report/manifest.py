@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.files import atomic_write
+from ..core.jsonutil import describe
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -119,19 +120,10 @@ class Manifest:
         }
 
     def save(self) -> None:
-        text = json.dumps(self.to_dict(), indent=1, sort_keys=False, default=_jsonable)
+        text = json.dumps(self.to_dict(), indent=1, sort_keys=False, default=describe)
         atomic_write(self.folder / MANIFEST_NAME, text + "\n")
 
 
 def normalize(parameters: dict[str, Any]) -> dict[str, Any]:
     """``parameters`` as they read back from JSON, so that recorded and new ones compare equal."""
-    return json.loads(json.dumps(parameters, sort_keys=True, default=_jsonable))
-
-
-def _jsonable(value: Any) -> Any:
-    """Make NumPy scalars/arrays and other odd parameter values JSON-serialisable."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return repr(value)
+    return json.loads(json.dumps(parameters, sort_keys=True, default=describe))

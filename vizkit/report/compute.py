@@ -1,0 +1,181 @@
+"""How the export and the command line call each method: layer choice and compute adapters.
+
+Each :class:`vizkit.registry.MethodSpec` names its adapter here (``compute(ctx, layer,
+**options)``); an adapter turns the export's uniform call (a model, a batch of images, targets,
+one layer) into the method's own signature and returns something indexable by image for
+per-image methods. Which layers a method applies to is the spec's ``layers`` kind, resolved by
+:func:`suits` and :func:`default_layers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from ..core.layers import (
+    has_area,
+    is_conv,
+    iter_layers,
+    last_conv_layer,
+    output_rank,
+    output_shape,
+    representative_layers,
+    resolve_layer,
+)
+from ..methods.deepdream import deepdream as deepdream_method
+from ..methods.feature_maps import feature_maps as feature_maps_method
+from ..methods.filters import filters as filters_method
+from ..methods.gradcam import gradcam as gradcam_method
+from ..methods.hypercolumns import hypercolumns as hypercolumns_method
+from ..methods.maximize import maximize as maximize_method
+from ..methods.occlusion import occlusion as occlusion_method
+from ..methods.saliency import saliency as saliency_method
+from ..methods.top_activating import top_activating as top_activating_method
+from ..registry import MethodSpec
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a compute adapter may use besides its layer and options."""
+
+    model: keras.Model
+    images: np.ndarray  # (N, H, W, C) float32, already fitted to the model
+    targets: list[int] | None  # one class per image, or None for the predicted class
+    layers: list[str]  # the layers the user asked for (or the spatial conv layers)
+
+
+# -- which layers -------------------------------------------------------------------------------
+def suits(spec: MethodSpec, layer: keras.layers.Layer) -> bool:
+    """Whether ``layer`` suits ``spec`` (its ``layers`` kind); whole-model methods take none."""
+    if isinstance(layer, keras.Model):
+        return False
+    rank = output_rank(layer)
+    kind = spec.layers
+    if kind == "conv2d":
+        return is_conv(layer) and rank == 4
+    if kind == "spatial":
+        return rank == 4
+    if kind == "gradcam":
+        return rank == 4 and has_area(layer)
+    if kind == "units":
+        return rank in (2, 4)
+    return False
+
+
+def why_not(spec: MethodSpec, path: str, layer: keras.layers.Layer) -> str:
+    """One sentence saying why ``layer`` does not suit ``spec``."""
+    shape = output_shape(layer)
+    needs = {
+        "conv2d": "a convolution layer with a 4-D (N, H, W, C) output",
+        "spatial": "a layer with a 4-D (N, H, W, C) output",
+        "gradcam": "a layer with a 4-D (N, H, W, C) output larger than 1x1",
+        "units": "a layer with a 4-D (N, H, W, C) or 2-D (N, units) output",
+    }.get(spec.layers or "", "no layer at all (it explains the whole model)")
+    return f"layer {path!r} (output shape {shape}) does not suit {spec.name}: it needs {needs}"
+
+
+def suitable_layers(spec: MethodSpec, model: keras.Model) -> list[str]:
+    """Every layer path of ``model`` that suits ``spec``, in model order."""
+    return [p for p, layer in iter_layers(model) if suits(spec, layer)]
+
+
+def default_layers(spec: MethodSpec, model: keras.Model) -> list[str]:
+    """The layers the export draws for ``spec`` when the user names none.
+
+    ``"last"``: the last suitable layer (for Grad-CAM the last map larger than 1x1);
+    ``"representative"``: the last suitable layer of each resolution stage, at most eight
+    (:func:`vizkit.core.layers.representative_layers`); ``"all"``: every suitable layer.
+    """
+    if spec.layers is None:
+        return []
+    if spec.default_layers == "last":
+        try:
+            path = last_conv_layer(model)
+        except ValueError:  # no spatial layer (an MLP): nothing to draw for this model
+            return []
+        layer = resolve_layer(model, path)[1]
+        return [path] if suits(spec, layer) else suitable_layers(spec, model)[-1:]
+    paths = suitable_layers(spec, model)
+    if spec.layers == "units":  # dense layers are reached by naming them
+        paths = [p for p in paths if output_rank(resolve_layer(model, p)[1]) == 4]
+    if spec.default_layers == "representative":
+        return representative_layers(model, paths)
+    return paths
+
+
+def spatial_conv_paths(model: keras.Model) -> list[str]:
+    """Convolution layers with a 4-D output (the layers hypercolumns stack by default)."""
+    return [p for p, layer in iter_layers(model) if is_conv(layer) and output_rank(layer) == 4]
+
+
+def pick_units(model: keras.Model, layer: str, units=None, first: int | None = None) -> list[int]:
+    """Unit indices: ``units`` as given, else the first ``first`` channels of ``layer``."""
+    if units is not None:
+        return [int(u) for u in np.atleast_1d(units)]
+    channels = int((output_shape(resolve_layer(model, layer)[1]) or (0,))[-1])
+    return list(range(min(int(first or 8), channels)))
+
+
+# -- compute adapters: (ctx, layer, **options) -> result ------------------------------------------
+def filters(ctx: Context, layer: str, **options):
+    return filters_method(ctx.model, layer, **options)
+
+
+def feature_maps(ctx: Context, layer: str, **options):
+    return feature_maps_method(ctx.model, ctx.images, layers=[layer], **options)[layer]
+
+
+def hypercolumns(ctx: Context, layer: str | None, **options):
+    return hypercolumns_method(ctx.model, ctx.images, ctx.layers, **options)
+
+
+def saliency(ctx: Context, layer: str | None, **options):
+    return saliency_method(ctx.model, ctx.images, ctx.targets, **options)
+
+
+def gradcam(ctx: Context, layer: str, **options):
+    return gradcam_method(ctx.model, ctx.images, ctx.targets, layer=layer, **options)
+
+
+def occlusion(ctx: Context, layer: str | None, *, patch=None, stride=None, **options):
+    side = min(ctx.images.shape[1:3])
+    patch = patch if patch is not None else max(2, side // 7)
+    stride = stride if stride is not None else max(1, patch // 2)
+    return occlusion_method(ctx.model, ctx.images, ctx.targets, patch=patch, stride=stride, **options)
+
+
+def maximize(ctx: Context, layer: str, *, units=None, first=None, **options):
+    chosen = pick_units(ctx.model, layer, units, first)
+    return {"images": maximize_method(ctx.model, layer, chosen, **options), "units": chosen}
+
+
+def deepdream(ctx: Context, layer: str, **options):
+    return np.stack([deepdream_method(ctx.model, image, [layer], **options) for image in ctx.images])
+
+
+def top_activating(ctx: Context, layer: str, *, units=None, first=None, k=9, **options):
+    k = min(int(k), len(ctx.images))
+    chosen = pick_units(ctx.model, layer, units, first)
+    rows = [top_activating_method(ctx.model, layer, u, ctx.images, k=k, **options) for u in chosen]
+    return {"images": ctx.images, "rows": rows, "units": chosen}
+
+
+def call(spec: MethodSpec, ctx: Context, layer: str | None, options: dict[str, Any]):
+    """Run ``spec``'s adapter."""
+    return spec.load_compute()(ctx, layer, **options)
+
+
+__all__: Sequence[str] = [
+    "Context",
+    "call",
+    "default_layers",
+    "pick_units",
+    "spatial_conv_paths",
+    "suitable_layers",
+    "suits",
+    "why_not",
+]
