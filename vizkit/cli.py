@@ -454,31 +454,18 @@ def read_image_files(
 ):
     """Read image files into one float32 batch ``(N, H, W, C)`` in [0, 1], RGB order.
 
-    Each image is resized to ``size = (H, W)`` when given (area interpolation) and converted to
-    ``channels`` (1: luminance, 3: gray repeated) when given, so that mixed files stack.
+    Each image is resized to ``size = (H, W)`` when given and converted to ``channels`` when
+    given (:func:`vizkit.core.sources.read_image`), so that mixed files stack.
     """
-    import cv2
     import numpy as np
+
+    from .core.sources import read_image
 
     batch = []
     for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no image file at {path!r}")
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise ValueError(f"cannot read {path!r} as an image (png, jpg, bmp, tif)")
-        scale = float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else 1.0
-        if image.ndim == 3 and image.shape[2] >= 3:
-            image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
-        if size is not None and image.shape[:2] != tuple(size):
-            image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-        image = image.astype(np.float32) / scale
-        image = image if image.ndim == 3 else image[..., None]
-        if channels == 1 and image.shape[2] == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
-        elif channels == 3 and image.shape[2] == 1:
-            image = np.repeat(image, 3, axis=2)
-        batch.append(image)
+        batch.append(read_image(path, size=size, channels=channels))
     shapes = {b.shape for b in batch}
     if len(shapes) > 1:
         raise ValueError(f"images have different sizes {sorted(shapes)}; resize them first")

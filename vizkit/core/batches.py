@@ -1,40 +1,32 @@
-"""Streaming image batches: what dataset-scale methods (top-activating, diagnosis) iterate over."""
+"""Streaming image batches fitted to a model: what dataset-scale methods iterate over."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import keras
 import numpy as np
 
 from .graph import check_batch_size
-from .images import to_batch
+from .images import model_input_shape, to_batch
+from .sources import open_source
 
 
 def iter_batches(images, model: keras.Model, batch_size: int | None) -> Iterator[np.ndarray]:
-    """Float32 NHWC chunks of ``images``: an array (chunked) or an iterable of batches.
+    """Float32 NHWC chunks of at most ``batch_size`` images, fitted to ``model``.
 
-    Items of an iterable may be ``(x, y, ...)`` tuples, as ``tf.data`` and generators yield;
-    only ``x`` is used (a list item is taken as a batch of images). Each item is converted with :func:`vizkit.core.images.to_batch`.
+    ``images`` is anything :func:`vizkit.core.sources.open_source` accepts: an array (chunked,
+    so a large uint8 dataset is never held as float32 at once), image files or a folder
+    (resized to the model's input), a ``tf.data``/``ray.data`` dataset, or an iterable of
+    batches ``x`` or ``(x, y, ...)`` (only ``x`` is used). Each chunk is converted with
+    :func:`vizkit.core.images.to_batch`.
     """
-    size = check_batch_size(batch_size)
-    if isinstance(images, np.ndarray) or hasattr(images, "__array__"):
-        arr = np.asarray(images)
-        if arr.ndim != 4:  # one image or an (N, H, W) stack: small enough to convert at once
-            arr = to_batch(arr, model)
-        elif len(arr) == 0:
-            to_batch(arr, model)  # raises the usual "empty batch" error
-        # Convert chunk by chunk so a large uint8 dataset is never held as float32 at once.
-        for start in range(0, len(arr), size):
-            yield to_batch(arr[start : start + size], model)
-        return
-    if not isinstance(images, Iterable) or isinstance(images, (str, bytes)):
-        raise TypeError(
-            f"images must be an array or an iterable of image batches, got {type(images).__name__}"
-        )
-    for item in images:
-        if isinstance(item, tuple) and item:
-            item = item[0]
-        batch = to_batch(np.asarray(item), model, allow_empty=True)
-        for start in range(0, len(batch), size):
-            yield batch[start : start + size]
+    for batch in open_source(images, batch_size=check_batch_size(batch_size), **file_fit(model)):
+        yield to_batch(batch.images, model, allow_empty=True)
+
+
+def file_fit(model: keras.Model) -> dict:
+    """``size`` and ``channels`` that image files are read with for ``model`` (free sizes kept)."""
+    height, width, channels = model_input_shape(model)
+    size = None if height is None or width is None else (height, width)
+    return {"size": size, "channels": channels}
