@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .checks import positive_int
 from .layers import iter_layers
 
 DEFAULT_BATCH_SIZE = 32
@@ -136,13 +137,7 @@ def check_batch_size(batch_size: int | None) -> int:
     """Validate a chunk size (``None`` means the default of 32)."""
     if batch_size is None:
         return DEFAULT_BATCH_SIZE
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
+    return positive_int(batch_size, "batch_size")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..core.batches import iter_batches
+from ..core.checks import positive_int
 from ..core.graph import Tap, compiled, forward, image_spec
 from ..core.layers import iter_layers, output_shape, resolve_layer
 
@@ -109,8 +110,7 @@ def top_activating(
     crops : TopCrops
         Only when ``crops=True`` (then three values are returned).
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = positive_int(k, "k")
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
     path, obj = resolve_layer(model, layer)

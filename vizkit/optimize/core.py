@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..core.checks import positive_int, positive_number
 from ..core.graph import Tap, check_batch_size, compiled, forward
 from ..core.images import model_input_shape
 from ..core.layers import iter_layers, resolve_layer
@@ -47,8 +48,7 @@ class OptimizeResult:
 
 def capped_steps(steps, name: str = "steps") -> int:
     """Validate a positive step count and apply the ``VIZKIT_MAX_STEPS`` cap if it is set."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"{name} must be a positive int, got {steps!r}")
+    steps = positive_int(steps, name)
     cap = os.environ.get(MAX_STEPS_ENV)
     if cap:
         try:
@@ -360,18 +360,6 @@ def _seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     return int(seed)
-
-
-def positive_number(value, name: str) -> float:
-    """``value`` as a float, or a ValueError naming ``name`` unless it is finite and > 0."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.number))
-        or not np.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
 
 
 def _value_range(value_range) -> tuple[float, float]:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..core.checks import positive_int
+
 TILE_INCHES = 1.5
 
 
@@ -219,9 +221,7 @@ def _one_image(maps, image_index: int, name: str) -> np.ndarray:
 def _ncols(ncols, n: int) -> int:
     if ncols is None:
         return max(1, math.ceil(math.sqrt(n)))
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive int, got {ncols!r}")
-    return min(ncols, n)
+    return min(positive_int(ncols, "ncols"), n)
 
 
 def _figure(fig: Figure | None, ncols: int, nrows: int) -> Figure:
