@@ -80,7 +80,7 @@ def test_layer_selection_model_order_and_determinism():
     maps = feature_maps(model, x, layers=["conv2", 0])
     assert list(maps) == ["conv1", "conv2"]
     again = feature_maps(model, x, layers=["conv2", 0])
-    for key in maps:
+    for key in maps:  # exact: the same compiled call on the same input
         np.testing.assert_array_equal(maps[key], again[key])
     # uint8 input is scaled to [0, 1]
     np.testing.assert_allclose(

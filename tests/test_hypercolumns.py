@@ -56,7 +56,8 @@ def test_values_equal_upsampled_independent_activations():
     model = pixel_model()
     x = random_images(3, (8, 8, 1))
     hc = hypercolumns(model, x, ["c1", "pool", "c2"])
-    np.testing.assert_array_equal(hypercolumns(model, x, None), hc)  # None: every 4-D layer
+    # None: every 4-D layer. Exact: the same layers make the same compiled call.
+    np.testing.assert_array_equal(hypercolumns(model, x, None), hc)
     a1, pooled, a2 = independent_maps(x)
     assert hc.shape == (3, 8, 8, 3 + 3 + 2)
     np.testing.assert_allclose(hc[..., :3], a1, atol=1e-5)
@@ -73,7 +74,7 @@ def test_size_average_dense_and_determinism():
     np.testing.assert_allclose(hc, expected, atol=1e-5)
     avg = hypercolumn_average(model, x, ["pool", "c2"], (12, 10))
     np.testing.assert_allclose(avg, expected.mean(-1), atol=1e-5)
-    np.testing.assert_array_equal(
+    np.testing.assert_array_equal(  # exact: hypercolumn_average is this very call
         hypercolumns(model, x, ["pool", "c2"], size=(12, 10), average=True), avg
     )
     # A dense layer's units are repeated at every pixel (Hariharan et al.).

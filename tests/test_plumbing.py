@@ -65,10 +65,10 @@ def test_to_batch_conversions():
     m = nested_model()
     one = np.full((8, 8, 3), 255, np.uint8)
     assert to_batch(one, m).shape == (1, 8, 8, 3)
-    np.testing.assert_array_equal(to_batch(one, m), 1.0)
+    np.testing.assert_array_equal(to_batch(one, m), 1.0)  # exact: 255 / 255
     gray = np.random.default_rng(0).random((2, 8, 8), dtype=np.float32)
     rgb = to_batch(gray, m)
-    assert rgb.shape == (2, 8, 8, 3)
+    assert rgb.shape == (2, 8, 8, 3)  # grey copied into every channel: exact
     np.testing.assert_array_equal(rgb[..., 0], gray)
     np.testing.assert_array_equal(rgb[..., 2], gray)
 
@@ -173,6 +173,7 @@ def test_guided_and_deconv_relu_gradient_rules():
         mode: gradient_fn(m, ClassScore(), Tap(relu=mode), x)(x, aux)[1].numpy()[0]
         for mode in ("normal", "guided", "deconv")
     }
+    # Exact: each gradient is one product of small integers (v times a 0/1 ReLU mask).
     np.testing.assert_array_equal(grads["normal"], [1, -1, 0, 0])
     np.testing.assert_array_equal(grads["guided"], [1, 0, 0, 0])
     np.testing.assert_array_equal(grads["deconv"], [1, 0, 2, 0])

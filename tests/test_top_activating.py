@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import conv_model, nested_cnn, random_images, sequential_cnn
+from helpers import assert_close_f32, conv_model, nested_cnn, random_images, sequential_cnn
 from scipy.signal import correlate
 
 from vizkit import top_activating
@@ -65,9 +65,12 @@ def test_streaming_equals_all_at_once():
     tuples = top_activating(
         model, "conv", 1, ((x[i : i + 16], None) for i in range(0, 50, 16)), k=7
     )
+    # Batches of 64, 3, 8 and 16 images are different shapes, whose kernels may add up the 9
+    # terms of the 3x3 convolution in another order: indices exactly, scores to rounding.
+    scale = np.abs(PATTERN - PATTERN.mean()).sum() * x.max()
     for other in (small, stream, tuples):
         np.testing.assert_array_equal(whole[0], other[0])
-        np.testing.assert_array_equal(whole[1], other[1])
+        assert_close_f32(other[1], whole[1], n_terms=9, scale=scale)
 
 
 def test_ties_prefer_the_lower_index_whatever_the_batching():
@@ -76,7 +79,10 @@ def test_ties_prefer_the_lower_index_whatever_the_batching():
         x[i, 1:4, 1:4, 0] = PATTERN
     model = cross_model()
     for batch_size in (1, 4, 10):
-        indices, _ = top_activating(model, "conv", 1, x, k=2, batch_size=batch_size)
+        # Unit 0 sums the 0/1 pixels with weights 1: small integers, exact in any order, so
+        # the three scores are true ties on every CPU and in every batch shape.
+        indices, scores = top_activating(model, "conv", 0, x, k=2, batch_size=batch_size)
+        np.testing.assert_array_equal(scores, [5.0, 5.0])
         np.testing.assert_array_equal(indices, [2, 5])
 
 
@@ -84,6 +90,7 @@ def test_crops_are_the_receptive_field_around_the_argmax():
     x = dataset(where=(6, 2))
     indices, scores, crops = top_activating(cross_model(), "conv", 1, x, k=3, crops=True)
     assert isinstance(crops, TopCrops)
+    # Exact: locations and boxes are integers, crops are copies of the input pixels.
     assert crops.images.shape == (3, 3, 3, 1)
     np.testing.assert_array_equal(crops.locations[0], [6, 2])
     np.testing.assert_array_equal(crops.boxes[0], [6, 2, 9, 5])
