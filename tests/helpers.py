@@ -81,6 +81,9 @@ def random_images(n=6, shape=(12, 12, 1), seed=0):
 # copies, cached results, the same compiled call on the same input (same shapes, same kernels),
 # values that are exactly zero because every term is zero, and x / x == 1 in IEEE arithmetic.
 EPS32 = float(np.finfo(np.float32).eps)  # 2**-23 ~ 1.19e-7
+# The size of the sums inside the small Glorot-initialised test nets on [0, 1] images: their
+# activations and logits are a few units at most (fan-in n, weights of about 1 / sqrt(n)).
+RANDOM_NET_SCALE = 4.0
 
 
 def f32_tol(n_terms: int, scale: float, factor: float = 4.0) -> float:
@@ -93,6 +96,31 @@ def f32_tol(n_terms: int, scale: float, factor: float = 4.0) -> float:
     if n_terms < 1 or not np.isfinite(scale) or scale < 0:
         raise ValueError(f"need n_terms >= 1 and a finite scale >= 0, got {n_terms}, {scale}")
     return float(factor * n_terms * EPS32 * scale)
+
+
+def chain_terms(model, upto=None) -> int:
+    """``n_terms`` for :func:`f32_tol` along ``model`` up to layer ``upto`` (name, inclusive).
+
+    The sum of the fan-ins of the layers with a kernel (a convolution's ``kh * kw * c_in``, a
+    dense layer's inputs) in model order, nested models included.
+    """
+    total = 0
+    for layer in _flat_layers(model):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:
+            total += int(np.prod(kernel.shape[:-1]))
+        if layer.name == upto:
+            return max(total, 1)
+    if upto is not None:
+        raise ValueError(f"no layer {upto!r} in {model.name!r}")
+    return max(total, 1)
+
+
+def _flat_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        yield layer
 
 
 def assert_close_f32(actual, expected, *, n_terms: int, scale=None, factor=4.0, err_msg=""):

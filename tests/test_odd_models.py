@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import assert_close_f32, chain_terms
 
 import vizkit
 
@@ -312,15 +313,13 @@ def test_softmax_layer_bypass_equals_logits_model():
     # logits=True on a model ending in a Softmax layer must give the logits twin's gradients.
     soft = model("softmax_layer")
     twin = _twin(soft, logits())
-    np.testing.assert_allclose(
-        vizkit.saliency(soft, X, [0, 2], logits=True),
-        vizkit.saliency(twin, X, [0, 2]),
-        rtol=1e-5,
-        atol=1e-7,
-    )
-    np.testing.assert_allclose(
-        vizkit.gradcam(soft, X, [0, 2]), vizkit.gradcam(twin, X, [0, 2]), atol=1e-5
-    )
+    # The same weights in another graph: the kernels may add up in another order. Gradients
+    # go through the 3x3 convolution, the 10x10 average and the dense layer's 4 inputs.
+    n_terms = chain_terms(twin) + 10 * 10
+    expected = vizkit.saliency(twin, X, [0, 2])
+    assert_close_f32(vizkit.saliency(soft, X, [0, 2], logits=True), expected, n_terms=n_terms)
+    cam = vizkit.gradcam(twin, X, [0, 2])  # in [0, 1]
+    assert_close_f32(vizkit.gradcam(soft, X, [0, 2]), cam, n_terms=n_terms, scale=1.0)
 
 
 @pytest.mark.parametrize("policy", ["float16", "bfloat16"])
@@ -345,5 +344,8 @@ def test_subclassed_model_matches_functional_twin():
     sub = model("subclassed")
     inp = keras.Input((SIZE, SIZE, 1))
     twin = _twin(sub, keras.Model(inp, _head(inp, softmax=False)))
-    np.testing.assert_allclose(vizkit.saliency(sub, X, 1), vizkit.saliency(twin, X, 1), rtol=1e-5)
-    np.testing.assert_allclose(vizkit.gradcam(sub, X, 1), vizkit.gradcam(twin, X, 1), atol=1e-6)
+    n_terms = chain_terms(twin) + 10 * 10  # as in test_softmax_layer_bypass_equals_logits_model
+    expected = vizkit.saliency(twin, X, 1)
+    assert_close_f32(vizkit.saliency(sub, X, 1), expected, n_terms=n_terms)
+    cam = vizkit.gradcam(twin, X, 1)  # in [0, 1]
+    assert_close_f32(vizkit.gradcam(sub, X, 1), cam, n_terms=n_terms, scale=1.0)
