@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import assert_close_f32
 from sklearn.neural_network import BernoulliRBM
 
 import models
@@ -106,9 +107,10 @@ def test_cd1_update_by_hand():
     v1 = _sigmoid(b)
     h1 = _sigmoid(v1 @ w + c)
     expected = w + 0.5 * (np.outer(v0[0], h0) - np.outer(v1, h1))
-    np.testing.assert_allclose(rbm.weights, expected, rtol=1e-5)
-    np.testing.assert_allclose(rbm.visible_bias, b + 0.5 * (v0[0] - v1), rtol=1e-5)
-    np.testing.assert_allclose(rbm.hidden_bias, c + 0.5 * (h0 - h1), rtol=1e-5)
+    # Sums of 2 terms (the sigmoids' inputs) and of 3 (the update), of size a few units.
+    assert_close_f32(rbm.weights, expected, n_terms=2 + 3, scale=2 + np.abs(w).max())
+    assert_close_f32(rbm.visible_bias, b + 0.5 * (v0[0] - v1), n_terms=2 + 3, scale=1.0)
+    assert_close_f32(rbm.hidden_bias, c + 0.5 * (h0 - h1), n_terms=2 + 3, scale=1.0)
 
 
 @pytest.mark.parametrize(("k", "persistent"), [(1, False), (3, False), (2, True)])
