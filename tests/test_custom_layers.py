@@ -56,7 +56,7 @@ def test_maxout_is_max_over_consecutive_pieces(pieces):
     x = _rng_images((2, 3, 3, 4 * pieces))
     got = keras.ops.convert_to_numpy(Maxout(pieces)(x))
     expected = x.reshape(2, 3, 3, 4, pieces).max(axis=-1)
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, expected)  # exact: a maximum picks one of its inputs
     assert got.shape == (2, 3, 3, 4)
 
 
@@ -120,6 +120,8 @@ def test_custom_layers_round_trip_in_safe_mode(tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
     images = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+    # Exact: the reloaded weights are copies, and the same graph on the same batch shape runs
+    # the same kernels.
     np.testing.assert_array_equal(reloaded.predict_on_batch(images), model.predict_on_batch(images))
     lrn = reloaded.get_layer("lrn")
     assert (lrn.depth_radius, lrn.bias, lrn.alpha, lrn.beta) == (3, 1.5, 0.01, 0.6)

@@ -86,6 +86,7 @@ def test_export_writes_every_figure_and_manifest_matches_disk(model, images, tmp
     assert all(f["parameters"]["method"] == "vanilla" for f in saliency)
     # the diagnosis table is the one of vizkit.diagnose
     diag = load(tmp_path)["diagnosis"]["tiny"]
+    # Exact: export makes the same diagnose call on the same images.
     assert diag == {**vizkit.diagnose(model, images).to_dict(), "summary": diag["summary"]}
     assert "Diagnosis" in page and '<td class="name">c1</td>' in page
 

@@ -50,10 +50,14 @@ def _predict(model, x) -> np.ndarray:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_session():
-    keras.backend.clear_session()
+def _fresh_session(request):
+    # A fresh Keras state (name counters, graph) for each model. Python's garbage collection,
+    # which clear_session also runs by default, takes a second or more per call in a process
+    # that holds the other modules' models, so it runs only after the slow tests that build
+    # ImageNet-size models (hundreds of MB each); the small ones are left to the collector.
+    keras.backend.clear_session(free_memory=False)
     yield
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=request.node.get_closest_marker("slow") is not None)
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
@@ -89,6 +93,7 @@ def test_model_contract(name, tmp_path):
     path = tmp_path / f"{name}.keras"
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+    # Exact: the weights are copies, and the same graph on the same batch runs the same kernels.
     np.testing.assert_array_equal(_predict(reloaded, x), _predict(model, x))
     assert [layer.name for layer in reloaded.layers] == names
 
