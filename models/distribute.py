@@ -39,6 +39,7 @@ __all__ = [
     "check_tf_config",
     "cluster_of",
     "evaluation_dataset",
+    "images_per_epoch",
     "resolve_strategy",
     "strategy_name",
 ]
@@ -50,8 +51,10 @@ TF_CONFIG_EXAMPLE = (
 )
 _TASK_TYPES = ("chief", "worker")
 _ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
-# One MultiWorkerMirroredStrategy per process: TensorFlow configures its collective ops once.
+# One strategy per process and device set: TensorFlow configures multi-worker collective ops
+# once, and numbers the collective ops of each strategy object from the same start.
 _MULTIWORKER: dict[str, MultiWorkerMirrored] = {}
+_MIRRORED: dict[tuple[str, ...], tf.distribute.MirroredStrategy] = {}
 
 
 class MultiWorkerMirrored(tf.distribute.MultiWorkerMirroredStrategy):
@@ -142,8 +145,12 @@ def resolve_strategy(strategy) -> tf.distribute.Strategy | None:
         return strategy
     if strategy == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
-        devices = gpus or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
+        devices = tuple(d.name for d in gpus or tf.config.list_logical_devices("CPU"))
+        # Reused: two MirroredStrategy objects in one process number their collective ops
+        # alike, and TensorFlow then mixes up the all-reduces of different models.
+        if devices not in _MIRRORED:
+            _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
+        return _MIRRORED[devices]
     return _multiworker()
 
 
@@ -280,13 +287,26 @@ class EpochPipeline(keras.callbacks.Callback):
         Random shifts of up to this many pixels in each direction, zero filled (0: none).
     flip : bool
         Random left-right flips with probability 1/2.
+    replicas : int
+        The last batch of an epoch is cut to a multiple of this, so that every replica gets an
+        equal, non-empty share (at most ``replicas - 1`` images, different ones each epoch, wait
+        for the next epoch).
     """
 
     def __init__(
-        self, x, y, batch_size: int, *, seed: int, max_shift: int = 0, flip: bool = False
+        self,
+        x,
+        y,
+        batch_size: int,
+        *,
+        seed: int,
+        max_shift: int = 0,
+        flip: bool = False,
+        replicas: int = 1,
     ) -> None:
         super().__init__()
-        self.n, self.batch_size = len(x), int(batch_size)
+        self.batch_size = int(batch_size)
+        self.n = images_per_epoch(len(x), self.batch_size, replicas)
         self.steps = -(-self.n // self.batch_size)
         self.max_shift, self.flip = int(max_shift), bool(flip)
         # A plain host variable, created outside any strategy scope: the input pipeline reads it.
@@ -298,11 +318,13 @@ class EpochPipeline(keras.callbacks.Callback):
         self.epoch.assign(epoch)
 
     def _build(self, x: tf.Tensor, y: tf.Tensor) -> tf.data.Dataset:
+        len_x = int(x.shape[0])
+
         def one_epoch(_):
             epoch = self.epoch.read_value()
             order = tf.random.experimental.stateless_shuffle(
-                tf.range(self.n, dtype=tf.int64), seed=tf.stack([self._seed, epoch])
-            )
+                tf.range(len_x, dtype=tf.int64), seed=tf.stack([self._seed, epoch])
+            )[: self.n]
             batches = tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
             return batches.enumerate().map(
                 lambda b, rows: self._batch(x, y, rows, epoch * self.steps + b)
@@ -319,6 +341,26 @@ class EpochPipeline(keras.callbacks.Callback):
             draws = tf.random.stateless_uniform(tf.stack([3, tf.size(rows)]), seed=key)
             images = augment(images, draws, self.max_shift, self.flip)
         return images, tf.gather(y, rows)
+
+
+def images_per_epoch(n: int, batch_size: int, replicas: int) -> int:
+    """How many of ``n`` images an epoch of :class:`EpochPipeline` uses.
+
+    All full global batches, plus the rest cut to a multiple of ``replicas``.
+
+    Raises
+    ------
+    ValueError
+        Fewer images than replicas.
+    """
+    full = n // int(batch_size) * int(batch_size)
+    used = full + (n - full) // int(replicas) * int(replicas)
+    if used == 0:
+        raise ValueError(
+            f"{n} training image(s) cannot be shared by {replicas} replicas; train on at least "
+            "one image per replica"
+        )
+    return used
 
 
 def augment(images: tf.Tensor, draws: tf.Tensor, max_shift: int, flip: bool) -> tf.Tensor:

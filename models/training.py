@@ -171,7 +171,12 @@ def train(
     train_idx, val_idx = _split(len(data.x_train), max_train, validation_split, seed)
     n_val = len(val_idx)
     smoothing = float(label_smoothing)
-    per_epoch = -(-len(train_idx) // int(batch_size))
+    if distributed is None:
+        per_epoch = -(-len(train_idx) // int(batch_size))
+    else:
+        replicas = int(distributed.num_replicas_in_sync)
+        used = distribute.images_per_epoch(len(train_idx), int(batch_size), replicas)
+        per_epoch = -(-used // int(batch_size))
     # Under a strategy, variables (weights, optimizer slots, metrics) must be created in its scope.
     with distributed.scope() if distributed is not None else contextlib.nullcontext():
         model = _resolve_model(model_or_name, data)
@@ -197,12 +202,12 @@ def train(
         fit_args, fit_options = _fit_inputs(x, y, int(batch_size), augment, seed)
         eval_args = {"x": test[0], "y": test[1], "batch_size": max(batch_size, 256)}
     else:
-        pipeline = _pipeline(x, y, int(batch_size), augment, seed)
+        pipeline, val, test = _distributed_inputs(
+            x, y, val, test, int(batch_size), augment, seed, replicas
+        )
         fit_args, fit_options = (pipeline.dataset,), {"shuffle": False}
         extra.append(pipeline)
-        val = None if val is None else distribute.evaluation_dataset(*val, batch_size)
-        eval_batch = max(int(batch_size), 256 // int(batch_size) * int(batch_size))
-        eval_args = {"x": distribute.evaluation_dataset(*test, eval_batch)}
+        eval_args = {"x": test}
     if backup is not None:
         extra.append(keras.callbacks.BackupAndRestore(str(backup)))
 
@@ -433,11 +438,26 @@ def _augmentations(augment) -> tuple[bool, bool]:
     return augment in (True, "shift", "shift+flip"), augment in ("flip", "shift+flip")
 
 
-def _pipeline(x, y, batch_size, augment, seed) -> distribute.EpochPipeline:
-    """The ``tf.data`` input under a strategy, with the same augmentations as ShiftedBatches."""
+def _distributed_inputs(x, y, val, test, batch_size, augment, seed, replicas) -> tuple:
+    """Training pipeline, validation and test datasets under a strategy.
+
+    The augmentations are those of ShiftedBatches. Keras builds the model from the first batch
+    of each dataset, which must give every replica at least one image.
+    """
+    for what, split in (("validation", val), ("test", test)):
+        if split is not None and 0 < len(split[0]) < replicas:
+            raise ValueError(
+                f"the {what} split has {len(split[0])} image(s), fewer than the {replicas} "
+                "replicas of the strategy; use a larger split (or validation_split=0)"
+            )
     shift, flip = _augmentations(augment)
     max_shift = max(1, min(x.shape[1:3]) // 12) if shift else 0
-    return distribute.EpochPipeline(x, y, batch_size, seed=seed, max_shift=max_shift, flip=flip)
+    pipeline = distribute.EpochPipeline(
+        x, y, batch_size, seed=seed, max_shift=max_shift, flip=flip, replicas=replicas
+    )
+    val = None if val is None else distribute.evaluation_dataset(*val, batch_size)
+    eval_batch = max(batch_size, 256 // batch_size * batch_size)
+    return pipeline, val, distribute.evaluation_dataset(*test, eval_batch)
 
 
 def _clone_in_scope(model: keras.Model) -> keras.Model:
