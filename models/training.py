@@ -51,7 +51,8 @@ class TrainResult:
     test_accuracy, test_loss : float
         On the dataset's test split.
     path : Path or None
-        The saved ``.keras`` file, when ``out`` was given.
+        The saved ``.keras`` file, when ``out`` was given (None on a multi-worker job's
+        non-chief workers, which write nothing).
     seconds : float
         Wall time of fitting plus evaluation.
     """
@@ -135,7 +136,8 @@ def train(
         batch, split equally across the replicas, and the input is a ``tf.data`` pipeline whose
         shuffling and augmentation depend only on ``(seed, epoch)``
         (:class:`models.distribute.EpochPipeline`). In multi-worker training only the chief
-        (task 0) writes ``out``. None: plain ``model.fit`` on one device.
+        (task 0) writes ``out``; the other workers return ``path=None``. None: plain
+        ``model.fit`` on one device.
     backup_dir : path-like, optional
         Folder for ``keras.callbacks.BackupAndRestore``: the weights, optimizer state and epoch
         are saved there after each epoch, and a job restarted with the same arguments resumes
@@ -202,12 +204,12 @@ def train(
         fit_args, fit_options = _fit_inputs(x, y, int(batch_size), augment, seed)
         eval_args = {"x": test[0], "y": test[1], "batch_size": max(batch_size, 256)}
     else:
-        pipeline, val, test = _distributed_inputs(
+        pipeline, val, test_data = _distributed_inputs(
             x, y, val, test, int(batch_size), augment, seed, replicas
         )
         fit_args, fit_options = (pipeline.dataset,), {"shuffle": False}
         extra.append(pipeline)
-        eval_args = {"x": test}
+        eval_args = {"x": test_data}
     if backup is not None:
         extra.append(keras.callbacks.BackupAndRestore(str(backup)))
 
