@@ -335,7 +335,7 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
         "--backup-dir",
         metavar="DIR",
         help="back up weights and epoch here after each epoch; rerunning the same command resumes "
-        "an interrupted job (default with --strategy: PATH.backup)",
+        "an interrupted job (with --strategy and no --backup-dir: PATH.backup)",
     )
 
 
