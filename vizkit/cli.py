@@ -324,6 +324,19 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--label-smoothing", type=float, default=0.0, help="in [0, 1)")
     p.add_argument("--overwrite", action="store_true", help="replace existing model files")
+    p.add_argument(
+        "--strategy",
+        choices=("mirrored", "multiworker"),
+        help="train under tf.distribute: 'mirrored' = every local GPU (or logical CPU device); "
+        "'multiworker' = the hosts in the TF_CONFIG environment variable (run the same command "
+        "on each; only the chief writes --out). --batch-size is then the global batch",
+    )
+    p.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        help="back up weights and epoch here after each epoch; rerunning the same command resumes "
+        "an interrupted job (with --strategy and no --backup-dir: PATH.backup)",
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -343,6 +356,8 @@ def _run_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         augment=args.augment or False,
         label_smoothing=args.label_smoothing,
+        strategy=args.strategy,
+        backup_dir=args.backup_dir,
     )
     print(f"test accuracy: {result.test_accuracy:.4f}")
     if result.path is not None:
