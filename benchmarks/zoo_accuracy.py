@@ -106,6 +106,9 @@ PLANS = {
         name: _short(1)
         for name in ("inception_v1", "inception_v4", "msranet", "inception_resnet_v2")
     },
+    # The vision transformer (patch 4 on 28x28, 4 blocks of width 64): Adam with a warm-up
+    # epoch and cosine decay, the usual ViT recipe; Fashion-MNIST with --dataset fashion_mnist.
+    "vit_tiny": Plan("mnist", width=1.0, epochs=5, schedule="cosine"),
 }
 NOTES = """## Notes
 

@@ -88,9 +88,17 @@ class Objective:
 
 
 # --- constructors --------------------------------------------------------------------------
-def channel(layer: LayerSpec, unit: int | None = None) -> Objective:
-    """Mean activation of channel ``unit`` over all positions of ``layer`` (conv or dense)."""
-    return Objective(((1.0, _Channel(layer, _unit(unit))),))
+def channel(layer: LayerSpec, unit: int | None = None, *, prefix_tokens: int = 0) -> Objective:
+    """Mean activation of channel ``unit`` over all positions of ``layer`` (conv or dense).
+
+    For a transformer token layer ``(N, T, C)``, ``prefix_tokens`` leading tokens (class,
+    distillation, register tokens) are left out, so the mean runs over the patch tokens.
+    """
+    if isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, (int, np.integer)):
+        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
+    if prefix_tokens < 0:
+        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
+    return Objective(((1.0, _Channel(layer, _unit(unit), int(prefix_tokens))),))
 
 
 def neuron(
@@ -162,9 +170,18 @@ def _pick(act: tf.Tensor, unit: int | None, units: tf.Tensor) -> tf.Tensor:
 class _Channel:
     layer: LayerSpec
     unit: int | None
+    prefix: int = 0
 
     def __call__(self, acts, outputs, units):
-        return tf.reduce_mean(_pick(acts[self.layer], self.unit, units), axis=1)
+        act = acts[self.layer]
+        if self.prefix:
+            if act.shape.rank != 3:
+                raise ValueError(
+                    f"prefix_tokens applies to (N, T, C) token layers, {self.layer!r} has "
+                    f"shape {act.shape}"
+                )
+            act = act[:, self.prefix :, :]
+        return tf.reduce_mean(_pick(act, self.unit, units), axis=1)
 
 
 @dataclass(frozen=True)
