@@ -255,8 +255,10 @@ def _patched(model: keras.Model, tap: Tap, captured: dict) -> Iterator[None]:
         layers = dict(iter_layers(model))
         for path in tap.capture:
             _patch_capture(layers[path], path, captured, undo)
-        for path in tap.attention:
-            _patch_attention(layers[path], path, captured, undo)
+        if tap.attention:  # attention layers may live inside custom blocks (keras-hub)
+            deep = dict(iter_layers(model, deep=True))
+            for path in tap.attention:
+                _patch_attention(deep[path], path, captured, undo)
         if tap.logits:
             _patch_softmax(model, undo)
         if tap.relu != "normal":

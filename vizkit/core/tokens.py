@@ -226,8 +226,31 @@ def is_attention(layer: keras.layers.Layer) -> bool:
 
 
 def attention_layer_paths(model: keras.Model) -> list[str]:
-    """Paths of every ``MultiHeadAttention`` layer of ``model``, in model order."""
-    return [p for p, layer in iter_layers(model) if is_attention(layer)]
+    """Paths of every ``MultiHeadAttention`` layer of ``model``, in model order, including those
+    inside custom blocks (``"vit_encoder/transformer_block_1/mha"`` in keras-hub's ViT)."""
+    return [p for p, layer in iter_layers(model, deep=True) if is_attention(layer)]
+
+
+def resolve_attention_layer(model: keras.Model, layer) -> tuple[str, keras.layers.Layer]:
+    """``(path, layer)`` of an attention layer given by path, name, index or object; sublayers
+    of custom blocks are found by their full path or a unique name."""
+    try:
+        return resolve_layer(model, layer)
+    except ValueError:
+        if not isinstance(layer, (str, keras.layers.Layer)):
+            raise
+    deep = iter_layers(model, deep=True)
+    found = [
+        (p, obj)
+        for p, obj in deep
+        if obj is layer or p == layer or (isinstance(layer, str) and p.rsplit("/", 1)[-1] == layer)
+    ]
+    if len(found) == 1:
+        return found[0]
+    raise ValueError(
+        f"layer {layer!r} is {'ambiguous' if found else 'unknown'}; attention layers of model "
+        f"{model.name!r}: {attention_layer_paths(model)}"
+    )
 
 
 def default_map_layer(model: keras.Model) -> str:

@@ -17,13 +17,13 @@ import tensorflow as tf
 from ..core.checks import choice
 from ..core.graph import Tap, attention_key, compiled, forward, image_spec, map_batches
 from ..core.images import to_batch
-from ..core.layers import resolve_layer
 from ..core.tokens import (
     TokenGrid,
     attention_layer_paths,
     check_grid_args,
     infer_grid,
     is_attention,
+    resolve_attention_layer,
 )
 from ..registry import HEAD_FUSIONS
 
@@ -234,7 +234,7 @@ def _attention_layer(model: keras.Model, layer) -> str:
                 "transformer built from keras.layers.MultiHeadAttention"
             )
         return paths[-1]
-    path, obj = resolve_layer(model, layer)
+    path, obj = resolve_attention_layer(model, layer)
     if not is_attention(obj):
         raise ValueError(
             f"layer {path!r} ({type(obj).__name__}) is not a MultiHeadAttention layer; pass "
