@@ -42,8 +42,9 @@ class Tap:
         Replace a final softmax by the identity so that class scores are logits.
     relu : {"normal", "guided", "deconv"}
         Gradient rule for ReLU activations.
-    preprocess : callable or None
-        Applied to the input inside the graph before the model.
+    preprocess : callable, str or None
+        Applied to the input inside the graph before the model; a name is a preset of
+        :mod:`vizkit.preprocessing` (``"caffe"``, ``"torch"``, ``"resnet50"``, ...).
     attention : tuple of str
         Paths of ``MultiHeadAttention`` layers whose attention weights ``(N, heads, T, S)``
         are recorded (under :func:`attention_key`), computed by the layer's own code.
@@ -58,6 +59,11 @@ class Tap:
     def __post_init__(self) -> None:
         if self.relu not in RELU_MODES:
             raise ValueError(f"relu must be one of {RELU_MODES}, got {self.relu!r}")
+        if isinstance(self.preprocess, str):
+            from ..preprocessing import get_preset
+
+            preset = get_preset(self.preprocess)
+            object.__setattr__(self, "preprocess", None if preset.name == "none" else preset)
         if self.preprocess is not None and not callable(self.preprocess):
             raise TypeError(
                 f"preprocess must be callable or None, got {type(self.preprocess).__name__}"
