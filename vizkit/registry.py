@@ -315,6 +315,8 @@ EXTRAS: dict[str, str] = {
     "add_figures": "vizkit.report.extra:add_figures",
     "VisualizationCallback": "vizkit.callbacks:VisualizationCallback",
     "layer_paths": "vizkit.core.layers:layer_paths",
+    "style_transfer": "vizkit.methods.style_transfer:style_transfer",
+    "show": "vizkit.plot.show:show",
 }
 
 

@@ -14,7 +14,7 @@ The design follows lucid's ``optvis.objectives`` and xplique's ``Objective`` (Ol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -149,6 +149,44 @@ def diversity(layer: LayerSpec) -> Objective:
     return Objective(((1.0, _Diversity(layer)),))
 
 
+def gram_loss(layer: LayerSpec, target) -> Objective:
+    """Style distance of ``layer`` to a target Gram matrix ``(C, C)`` (Gatys et al., 2016).
+
+    ``mean((G - A)**2) / mean(A**2)`` with ``G`` the :func:`gram_matrix` of the image's
+    activations and ``A`` the target: relative, so weights do not depend on the activation
+    scale of the layer. Minimise it (use ``-gram_loss`` in a maximised objective).
+    """
+    return Objective(((1.0, _GramLoss(layer, *_constant(target, 2, "target Gram matrix"))),))
+
+
+def feature_loss(layer: LayerSpec, target) -> Objective:
+    """Content distance of ``layer`` to target activations (the layer's output shape without
+    the batch axis): ``mean((F - P)**2) / mean(P**2)`` (Gatys et al., 2016, relative)."""
+    return Objective(((1.0, _FeatureLoss(layer, *_constant(target, None, "target features"))),))
+
+
+def gram_matrix(act: tf.Tensor) -> tf.Tensor:
+    """Gram matrices ``(N, C, C)`` of activations ``(N, ..., C)``: ``F^T F / positions``, with
+    ``F`` the ``(positions, C)`` matrix of each image (channel co-activations averaged over
+    positions, so images of any size compare)."""
+    flat = tf.reshape(act, (tf.shape(act)[0], -1, act.shape[-1]))
+    positions = tf.cast(tf.shape(flat)[1], act.dtype)
+    return tf.matmul(flat, flat, transpose_a=True) / positions
+
+
+def _constant(values, rank: int | None, name: str) -> tuple[str, object]:
+    """``(digest, array)`` of a target: compared and hashed by its digest."""
+    import hashlib
+
+    arr = np.ascontiguousarray(values, dtype=np.float32)
+    if rank is not None and arr.ndim != rank:
+        raise ValueError(f"{name} must have {rank} dimensions, got shape {arr.shape}")
+    if arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be a non-empty finite array, got shape {arr.shape}")
+    digest = hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()
+    return digest, arr
+
+
 def _unit(unit) -> int | None:
     if unit is None:
         return None
@@ -274,3 +312,38 @@ class _Diversity:
         n = tf.cast(tf.shape(sim)[0], tf.float32)
         others = tf.reduce_sum(sim, axis=1) - tf.linalg.diag_part(sim)
         return -others / tf.maximum(n - 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class _GramLoss:
+    layer: LayerSpec
+    digest: str
+    target: np.ndarray = field(compare=False, hash=False, repr=False)
+
+    def __call__(self, acts, outputs, units):
+        target = tf.constant(self.target)
+        diff = gram_matrix(acts[self.layer]) - target[None]
+        return tf.reduce_mean(tf.square(diff), axis=[1, 2]) / _mean_square(target)
+
+
+@dataclass(frozen=True)
+class _FeatureLoss:
+    layer: LayerSpec
+    digest: str
+    target: np.ndarray = field(compare=False, hash=False, repr=False)
+
+    def __call__(self, acts, outputs, units):
+        act = acts[self.layer]
+        target = tf.constant(self.target)
+        if tuple(act.shape[1:]) != tuple(target.shape):
+            raise ValueError(
+                f"feature_loss target has shape {tuple(target.shape)} but layer {self.layer!r} "
+                f"outputs {tuple(act.shape[1:])} per image"
+            )
+        axes = list(range(1, act.shape.rank))
+        return tf.reduce_mean(tf.square(act - target[None]), axis=axes) / _mean_square(target)
+
+
+def _mean_square(target: tf.Tensor) -> tf.Tensor:
+    # A silent target (all zeros) would divide by zero: fall back to the absolute distance.
+    return tf.maximum(tf.reduce_mean(tf.square(target)), 1e-12)
