@@ -8,6 +8,7 @@ a near-copy of the input means the layer has not transformed anything yet — se
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -120,6 +121,39 @@ class Diagnosis:
 
     def __str__(self) -> str:
         return self.summary()
+
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks (every value escaped; no scripts, no styles fetched)."""
+        esc = html.escape
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("layer", "shape", "channels", "dead", "constant", "input-like", "zeros")
+        )
+        rows = []
+        for r in self.layers:
+            cells = [
+                esc(r.path),
+                esc("x".join(str(s) for s in r.shape)),
+                str(r.channels),
+                esc(channel_list(r.dead)) if r.dead else "0",
+                esc(channel_list(r.constant)) if r.constant else "0",
+                esc(channel_list(r.input_like)) if r.input_like else "0",
+                f"{r.sparsity:.1%}",
+            ]
+            mark = ' style="background:#fde0dd"' if r.has_findings else ""
+            rows.append(f"<tr{mark}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        kinds = [k for k in MEANINGS if any(f[0] == k for r in self.layers for f in _findings(r))]
+        notes = "".join(f"<li><b>{esc(k)}</b>: {esc(MEANINGS[k])}</li>" for k in kinds)
+        verdict = (
+            f"<ul>{notes}</ul>"
+            if kinds
+            else "<p>No dead, constant or input-like channels found.</p>"
+        )
+        return (
+            f"<p><b>Diagnosis of model {esc(repr(self.model_name))} on {self.n_images} "
+            f"images</b></p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
+            f"</tbody></table>{verdict}"
+        )
 
 
 def diagnose(
