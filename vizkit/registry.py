@@ -277,9 +277,11 @@ METHODS: dict[str, MethodSpec] = {
             "vizkit.methods.attention:attention_rollout",
             f"{_C}:attention_rollout",
             "Attention rollout",
-            "attention flow from every patch to the class token through all the attention "
-            "layers of a vision transformer (attention rollout)",
+            "attention flow from every patch to the class token through the attention "
+            "layers of a vision transformer up to the given one (attention rollout)",
             per_image=True,
+            layers="attention",
+            default_layers="last",
             options=(
                 Option(
                     "head_fusion",

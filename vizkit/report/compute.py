@@ -25,7 +25,13 @@ from ..core.layers import (
     representative_layers,
     resolve_layer,
 )
-from ..core.tokens import default_map_layer, grid_rank, grid_shape, is_attention
+from ..core.tokens import (
+    attention_layer_paths,
+    default_map_layer,
+    grid_rank,
+    grid_shape,
+    is_attention,
+)
 from ..methods.attention import attention_maps as attention_maps_method
 from ..methods.attention import attention_rollout as attention_rollout_method
 from ..methods.attention import parse_query
@@ -183,8 +189,12 @@ def attention_maps(ctx: Context, layer: str, *, query=None, heads=None, **option
     return maps.mean(axis=1)  # one heat map per image: the heads averaged
 
 
-def attention_rollout(ctx: Context, layer: str | None, *, query=None, **options):
-    return attention_rollout_method(ctx.model, ctx.images, query=parse_query(query), **options)
+def attention_rollout(ctx: Context, layer: str, *, query=None, **options):
+    paths = attention_layer_paths(ctx.model)
+    upto = paths[: paths.index(layer) + 1]  # the rollout through the layers up to this one
+    return attention_rollout_method(
+        ctx.model, ctx.images, query=parse_query(query), layers=upto, **options
+    )
 
 
 def call(spec: MethodSpec, ctx: Context, layer: str | None, options: dict[str, Any]):
