@@ -215,11 +215,6 @@ def grid_layer_paths(model: keras.Model, *, token_grid=None, prefix_tokens=None)
     ]
 
 
-def as_map(act, grid: TokenGrid | None):
-    """``act`` as a spatial map: token layers reshaped by ``grid``, anything else unchanged."""
-    return act if grid is None else grid.to_grid(act)
-
-
 def is_attention(layer: keras.layers.Layer) -> bool:
     """True for Keras ``MultiHeadAttention`` layers (and subclasses, e.g. keras-hub's)."""
     return isinstance(layer, keras.layers.MultiHeadAttention)
