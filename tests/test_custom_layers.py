@@ -129,3 +129,28 @@ def test_custom_layers_round_trip_in_safe_mode(tmp_path):
     assert reloaded.get_layer("hw").transform_bias == -1.5
     assert reloaded.get_layer("maxout").num_pieces == 4
     assert reloaded.get_layer("res").scale == 0.3
+
+
+def test_class_token_and_position_embedding_known_answers_and_round_trip(tmp_path):
+    from models.custom_layers import ClassToken, PositionEmbedding
+
+    x = _rng_images((2, 5, 3))
+    tokens = ClassToken(2, name="cls")
+    pos = PositionEmbedding(name="pos")
+    inp = keras.Input((5, 3))
+    model = keras.Model(inp, pos(tokens(inp)))
+    cls = np.arange(6, dtype="float32").reshape(1, 2, 3)
+    table = _rng_images((7, 3), seed=1)
+    tokens.set_weights([cls])
+    pos.set_weights([table])
+    got = keras.ops.convert_to_numpy(model(x))
+    expected = np.concatenate([np.repeat(cls, 2, axis=0), x], axis=1) + table[None]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert model.output.shape == (None, 7, 3)
+    path = tmp_path / "tokens.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(reloaded(x)), got)
+    assert reloaded.get_layer("cls").count == 2
+    with pytest.raises(ValueError, match="count must be a positive int"):
+        ClassToken(0)

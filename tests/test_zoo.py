@@ -218,3 +218,28 @@ def test_imagenet_stems_build(name):
 def test_too_small_input_names_the_argument():
     with pytest.raises(ValueError, match=r"input_shape=\(4, 4, 1\).*too small"):
         models.create_model("inception_v3", input_shape=(4, 4, 1))
+
+
+@pytest.mark.slow
+def test_vit_tiny_at_imagenet_size_is_vit_ti():
+    # ViT-Ti / DeiT-Tiny (patch 16, width 192, 12 blocks of 3 heads, MLP 768, class token):
+    # 5,717,416 parameters, the count of timm's vit_tiny_patch16_224 (5.7M in Touvron et al.).
+    model = models.create_model(
+        "vit_tiny",
+        (224, 224, 3),
+        num_classes=1000,
+        patch_size=16,
+        dim=192,
+        depth=12,
+        heads=3,
+        mlp_ratio=4.0,
+    )
+    assert model.count_params() == 5_717_416
+    assert model.get_layer("block12_attn").output.shape == (None, 197, 192)
+
+
+def test_vit_tiny_refuses_a_patch_that_does_not_divide_the_image():
+    with pytest.raises(ValueError, match="not a multiple of patch_size=5"):
+        models.create_model("vit_tiny", (28, 28, 1), patch_size=5)
+    with pytest.raises(ValueError, match="divisible by heads"):
+        models.create_model("vit_tiny", dim=30, heads=4)

@@ -530,6 +530,84 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_style_transfer(p: argparse.ArgumentParser) -> None:
+    from .preprocessing import preset_names
+
+    _model_args(p)
+    p.add_argument("--content", required=True, metavar="FILE", help="the content image file")
+    p.add_argument("--style", required=True, metavar="FILE", help="the style image file")
+    p.add_argument(
+        "--content-layer",
+        action="append",
+        metavar="NAME",
+        help="content layer (repeat for several; default: the last conv of the second-to-last "
+        "resolution stage)",
+    )
+    p.add_argument(
+        "--style-layer",
+        action="append",
+        metavar="NAME",
+        help="style layer (repeat for several; default: the first conv of each stage, up to 5)",
+    )
+    p.add_argument("--steps", type=_positive, default=200, help="Adam steps")
+    p.add_argument("--size", type=_positive, help="output side in pixels (default: content size)")
+    p.add_argument("--style-weight", type=float, default=10.0, help="weight of the style loss")
+    p.add_argument("--content-weight", type=float, default=1.0, help="weight of the content loss")
+    p.add_argument("--tv-weight", type=float, default=0.05, help="total-variation weight")
+    p.add_argument(
+        "--preprocess",
+        default="none",
+        choices=preset_names(),
+        metavar="PRESET",
+        help="the model's input preprocessing: none, scale255, tf, torch, caffe or a "
+        "keras.applications family (resnet50, vgg16, mobilenet_v2, ...)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the optimisation")
+    p.add_argument("--out", required=True, metavar="FILE", help="output image (.png or .jpg)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def _run_style_transfer(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from .core.files import atomic_write
+    from .methods.style_transfer import style_transfer
+
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise ValueError(f"--out must end in .png or .jpg, got {args.out!r}")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{str(out)!r} already exists; pass --overwrite to replace it")
+    model = _load_model(args.model, unsafe=args.unsafe)
+    channels = _input_hw(model)[2]
+    content = read_image_files([args.content], channels=channels)[0]
+    style = read_image_files([args.style], channels=channels)[0]
+    image = style_transfer(
+        model,
+        content,
+        style,
+        content_layers=args.content_layer,
+        style_layers=args.style_layer,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        steps=args.steps,
+        size=args.size,
+        seed=args.seed,
+        preprocess=args.preprocess,
+    )
+    pixels = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if pixels.shape[-1] == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(out.suffix.lower(), pixels)
+    if not ok:
+        raise ValueError(f"could not encode the image as {out.suffix}")
+    atomic_write(out, encoded.tobytes())
+    print(out)
+    return 0
+
+
 # Subcommands in the order --help lists them. More are added as entries, e.g.
 # COMMANDS["demo"] = Command("train LeNet-5 on MNIST and export every figure", configure, run).
 COMMANDS: dict[str, Command] = {
@@ -552,6 +630,16 @@ COMMANDS: dict[str, Command] = {
         "find dead and constant feature maps layer by layer", _configure_diagnose, _run_diagnose
     ),
 }
+COMMANDS["style-transfer"] = Command(
+    "paint a content image in the style of another with a model's features (Gatys et al.)",
+    _configure_style_transfer,
+    _run_style_transfer,
+)
+COMMANDS["style-transfer"] = Command(
+    "paint a content image in the style of another with a model's features (Gatys et al.)",
+    _configure_style_transfer,
+    _run_style_transfer,
+)
 COMMANDS["demo"] = Command(
     "train LeNet-5 and an RBM on MNIST (offline) and export every figure with an HTML report",
     _configure_demo,

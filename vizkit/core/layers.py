@@ -9,23 +9,36 @@ from .images import check_model
 CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 
 
-def iter_layers(model: keras.Model, prefix: str = "") -> list[tuple[str, keras.layers.Layer]]:
+def iter_layers(
+    model: keras.Model, prefix: str = "", *, deep: bool = False
+) -> list[tuple[str, keras.layers.Layer]]:
     """All layers of ``model`` in order as ``(path, layer)``, nested models flattened.
 
     A nested model appears itself (``"backbone"``) and then its inner layers
-    (``"backbone/block1_conv1"``). Input layers are skipped.
+    (``"backbone/block1_conv1"``). Input layers are skipped. ``deep=True`` also lists the
+    sublayers that custom layers own (``"encoder/block_1/mha"``, e.g. the attention layers
+    inside keras-hub's transformer blocks), in the order the layers created them.
     """
     if not prefix:
         check_model(model)
     out: list[tuple[str, keras.layers.Layer]] = []
-    for layer in getattr(model, "layers", []):
+    for layer in _children(model, deep):
         if isinstance(layer, keras.layers.InputLayer):
             continue
         path = f"{prefix}{layer.name}"
         out.append((path, layer))
-        if isinstance(layer, keras.Model) or getattr(layer, "layers", None):
-            out.extend(iter_layers(layer, prefix=f"{path}/"))
+        if isinstance(layer, keras.Model) or getattr(layer, "layers", None) or deep:
+            out.extend(iter_layers(layer, prefix=f"{path}/", deep=deep))
     return out
+
+
+def _children(layer, deep: bool) -> list:
+    if isinstance(layer, keras.Model) or getattr(layer, "layers", None):
+        return list(getattr(layer, "layers", []))
+    if not deep or not hasattr(layer, "_flatten_layers"):
+        return []
+    # Keras tracks the sublayers a layer assigns as attributes; there is no public listing.
+    return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
 def layer_paths(model: keras.Model) -> list[str]:

@@ -133,6 +133,7 @@ def optimize(
     value_range: tuple[float, float] = (0.0, 1.0),
     batch_size: int | None = None,
     warmup: int | None = None,
+    init=None,
 ) -> OptimizeResult:
     """Find images that maximise ``objective`` by gradient ascent.
 
@@ -169,6 +170,9 @@ def optimize(
         Steps of ReLU-gradient warm-up (lucid's trick, here with the deconvnet rule: positive
         gradients pass through ReLUs that are off), so that units silent on the grey start
         image still receive a gradient. ``None`` means ``min(16, steps // 4)``; 0 turns it off.
+    init : ndarray, optional
+        Start images ``(N, H, W, C)`` (or one ``(H, W, C)`` for every image) in [0, 1]
+        instead of the random grey start (style transfer starts from the content image).
 
     Returns
     -------
@@ -197,9 +201,14 @@ def optimize(
     )
     run = _loop_fn(model, config, preprocess)
     repeat = _repeat_index(units_arr)
-    init = config.param.init(
-        [(u,) if r == 0 else (u, r) for u, r in zip(units_arr, repeat, strict=True)], shape, seed
-    )
+    if init is None:
+        init = config.param.init(
+            [(u,) if r == 0 else (u, r) for u, r in zip(units_arr, repeat, strict=True)],
+            shape,
+            seed,
+        )
+    else:
+        init = config.param.inverse(_start_images(init, len(units_arr), shape))
     chunk = check_batch_size(batch_size)
     images, history = [], []
     for start in range(0, len(units_arr), chunk):
@@ -316,6 +325,19 @@ def _fit(x: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
         top, left = (h - size[0]) // 2, (w - size[1]) // 2
         return x[:, top : top + size[0], left : left + size[1], :]
     return tf.image.resize(x, size)
+
+
+def _start_images(init, n: int, shape: tuple[int, int, int]) -> np.ndarray:
+    arr = np.asarray(init, dtype=np.float32)
+    if arr.ndim == 3:
+        arr = np.broadcast_to(arr, (n, *arr.shape))
+    if arr.shape != (n, *shape):
+        raise ValueError(
+            f"init must be {n} image(s) of shape {shape} in [0, 1], got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0:
+        raise ValueError("init images must be finite and in [0, 1]")
+    return arr
 
 
 def _units(units, n) -> np.ndarray:

@@ -20,12 +20,21 @@ from ..core.layers import (
     has_area,
     is_conv,
     iter_layers,
-    last_conv_layer,
     output_rank,
     output_shape,
     representative_layers,
     resolve_layer,
 )
+from ..core.tokens import (
+    attention_layer_paths,
+    default_map_layer,
+    grid_rank,
+    grid_shape,
+    is_attention,
+)
+from ..methods.attention import attention_maps as attention_maps_method
+from ..methods.attention import attention_rollout as attention_rollout_method
+from ..methods.attention import parse_query
 from ..methods.deepdream import deepdream as deepdream_method
 from ..methods.feature_maps import feature_maps as feature_maps_method
 from ..methods.filters import filters as filters_method
@@ -53,7 +62,7 @@ def suits(spec: MethodSpec, layer: keras.layers.Layer) -> bool:
     """Whether ``layer`` suits ``spec`` (its ``layers`` kind); whole-model methods take none."""
     if isinstance(layer, keras.Model):
         return False
-    rank = output_rank(layer)
+    rank = grid_rank(layer)  # transformer token layers with a patch grid count as 4-D
     kind = spec.layers
     if kind == "conv2d":
         return is_conv(layer) and rank == 4
@@ -63,6 +72,8 @@ def suits(spec: MethodSpec, layer: keras.layers.Layer) -> bool:
         return rank == 4 and has_area(layer)
     if kind == "units":
         return rank in (2, 4)
+    if kind == "attention":
+        return is_attention(layer)
     return False
 
 
@@ -74,6 +85,7 @@ def why_not(spec: MethodSpec, path: str, layer: keras.layers.Layer) -> str:
         "spatial": "a layer with a 4-D (N, H, W, C) output",
         "gradcam": "a layer with a 4-D (N, H, W, C) output larger than 1x1",
         "units": "a layer with a 4-D (N, H, W, C) or 2-D (N, units) output",
+        "attention": "a MultiHeadAttention layer",
     }.get(spec.layers or "", "no layer at all (it explains the whole model)")
     return f"layer {path!r} (output shape {shape}) does not suit {spec.name}: it needs {needs}"
 
@@ -94,14 +106,14 @@ def default_layers(spec: MethodSpec, model: keras.Model) -> list[str]:
         return []
     if spec.default_layers == "last":
         try:
-            path = last_conv_layer(model)
+            path = default_map_layer(model)
         except ValueError:  # no spatial layer (an MLP): nothing to draw for this model
             return []
         layer = resolve_layer(model, path)[1]
         return [path] if suits(spec, layer) else suitable_layers(spec, model)[-1:]
     paths = suitable_layers(spec, model)
     if spec.layers == "units":  # dense layers are reached by naming them
-        paths = [p for p in paths if output_rank(resolve_layer(model, p)[1]) == 4]
+        paths = [p for p in paths if grid_rank(resolve_layer(model, p)[1]) == 4]
     if spec.default_layers == "representative":
         return representative_layers(model, paths)
     return paths
@@ -116,7 +128,7 @@ def pick_units(model: keras.Model, layer: str, units=None, first: int | None = N
     """Unit indices: ``units`` as given, else the first ``first`` channels of ``layer``."""
     if units is not None:
         return [int(u) for u in np.atleast_1d(units)]
-    channels = int((output_shape(resolve_layer(model, layer)[1]) or (0,))[-1])
+    channels = int((grid_shape(resolve_layer(model, layer)[1]) or (0,))[-1])
     return list(range(min(int(first or 8), channels)))
 
 
@@ -162,6 +174,27 @@ def top_activating(ctx: Context, layer: str, *, units=None, first=None, k=9, **o
     chosen = pick_units(ctx.model, layer, units, first)
     rows = [top_activating_method(ctx.model, layer, u, ctx.images, k=k, **options) for u in chosen]
     return {"images": ctx.images, "rows": rows, "units": chosen}
+
+
+def attention_maps(ctx: Context, layer: str, *, query=None, heads=None, **options):
+    maps = attention_maps_method(
+        ctx.model,
+        ctx.images,
+        layer,
+        query=parse_query(query),
+        heads=heads,
+        upsample=True,
+        **options,
+    )
+    return maps.mean(axis=1)  # one heat map per image: the heads averaged
+
+
+def attention_rollout(ctx: Context, layer: str, *, query=None, **options):
+    paths = attention_layer_paths(ctx.model)
+    upto = paths[: paths.index(layer) + 1]  # the rollout through the layers up to this one
+    return attention_rollout_method(
+        ctx.model, ctx.images, query=parse_query(query), layers=upto, **options
+    )
 
 
 def call(spec: MethodSpec, ctx: Context, layer: str | None, options: dict[str, Any]):
