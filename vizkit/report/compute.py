@@ -28,6 +28,7 @@ from ..core.layers import (
 )
 from ..methods.deepdream import deepdream as deepdream_method
 from ..methods.feature_maps import feature_maps as feature_maps_method
+from ..methods.filters import channel_mixing, is_pointwise
 from ..methods.filters import filters as filters_method
 from ..methods.gradcam import gradcam as gradcam_method
 from ..methods.hypercolumns import hypercolumns as hypercolumns_method
@@ -122,6 +123,8 @@ def pick_units(model: keras.Model, layer: str, units=None, first: int | None = N
 
 # -- compute adapters: (ctx, layer, **options) -> result ------------------------------------------
 def filters(ctx: Context, layer: str, **options):
+    if is_pointwise(ctx.model, layer):  # a 1x1 kernel: its channel-mixing matrix, not flat tiles
+        return channel_mixing(ctx.model, layer)
     return filters_method(ctx.model, layer, **options)
 
 

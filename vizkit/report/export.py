@@ -152,7 +152,16 @@ def export(
 
 
 def render_method(
-    model, images, method: str, *, layers=None, targets=None, options=None, progress=False
+    model,
+    images,
+    method: str,
+    *,
+    layers=None,
+    targets=None,
+    options=None,
+    progress=False,
+    check_size: bool = True,
+    exact_layers: bool = False,
 ) -> list[tuple[str | None, int | None, Any, Any]]:
     """Compute one method and draw its figures without writing anything (used by the CLI).
 
@@ -163,11 +172,25 @@ def render_method(
         ``result`` is the array (or structure) drawn in the figure.
     progress : bool or None
         Progress bar over layers (``None``: only on a terminal).
+    check_size : bool
+        False lets images of any size through (DeepDream tiles fixed-size models).
+    exact_layers : bool
+        Draw exactly ``layers`` (the caller checked them, e.g. a 1x1 map named for Grad-CAM,
+        which then warns) instead of keeping only those that suit the method.
     """
     check_methods([method])
     opts = _check_options({method: dict(options or {})}, [method])
     plan = _plan_model(
-        getattr(model, "name", "model"), model, images, targets, layers, [method], opts, ("png",)
+        getattr(model, "name", "model"),
+        model,
+        images,
+        targets,
+        layers,
+        [method],
+        opts,
+        ("png",),
+        check_size=check_size,
+        exact_layers=exact_layers,
     )
     spec = METHODS[method]
     out = []
@@ -215,9 +238,21 @@ class Plan:
     ctx: Context
 
 
-def _plan_model(name, model, images, targets, layers, methods, options, formats) -> Plan:
+def _plan_model(
+    name,
+    model,
+    images,
+    targets,
+    layers,
+    methods,
+    options,
+    formats,
+    *,
+    check_size=True,
+    exact_layers=False,
+) -> Plan:
 
-    x = to_batch(images, model)
+    x = to_batch(images, model, check_size=check_size)
     every = isinstance(layers, str) and layers == "all"
     wanted = None if layers is None or every else resolve_layers(model, layers)
     targets = _check_targets(targets, len(x))
@@ -243,6 +278,8 @@ def _plan_model(name, model, images, targets, layers, methods, options, formats)
             method_layers = suitable_layers(method, model)
         elif wanted is None:
             method_layers = list(default_layers(method, model))
+        elif exact_layers:
+            method_layers = list(wanted)
         else:
             layer_objects = layer_objects or dict(iter_layers(model))
             method_layers = [p for p in wanted if suits(method, layer_objects[p])]
