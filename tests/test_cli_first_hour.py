@@ -110,13 +110,19 @@ def test_gradcam_on_a_1x1_layer_warns_in_one_line_with_no_log_noise(files, tmp_p
 # -- quiet by default ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_method_subcommand_prints_no_tensorflow_lines(files, tmp_path):
-    """Integrated gradients (compiled gradients over interpolation chunks): an empty stderr,
-    no absl, oneDNN, CUDA or retracing lines."""
+    """Feature maps of five nested layers: one compiled pass (no retracing warning) and no absl,
+    oneDNN or CUDA lines; the figures hold the same maps as the library call."""
+    layers = [f"backbone/block_{i}_project" for i in range(5)]
     done = script(
-        "saliency", files / "mix.keras", "--images", files / "astronaut.png",
-        "--method", "integrated", "--out", tmp_path,
+        "feature-maps", files / "nested.keras", "--images", files / "astronaut.png",
+        *[a for layer in layers for a in ("--layer", layer)], "--out", tmp_path, "--save-array",
     )  # fmt: skip
     assert done.returncode == 0 and done.stderr == "", done.stderr
+    x = read_image_files([files / "astronaut.png"], size=(8, 8), channels=1)
+    maps = vizkit.feature_maps(model_of(files, "nested.keras"), x, layers=layers)
+    for layer in layers:
+        name = f"astronaut_feature-maps_{layer.replace('/', '.')}.npy"
+        np.testing.assert_allclose(np.load(tmp_path / name), maps[layer][0], atol=1e-6)
 
 
 @pytest.mark.slow

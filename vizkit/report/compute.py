@@ -132,6 +132,15 @@ def feature_maps(ctx: Context, layer: str, **options):
     return feature_maps_method(ctx.model, ctx.images, layers=[layer], **options)[layer]
 
 
+def feature_maps_layers(ctx: Context, layers: Sequence[str], **options) -> dict[str, np.ndarray]:
+    """Feature maps of several layers from one forward pass: ``{layer: (N, h, w, c)}``."""
+    return feature_maps_method(ctx.model, ctx.images, layers=list(layers), **options)
+
+
+# Adapters that compute several layers in one call (one compiled graph), by method name.
+ONE_PASS = {"feature_maps": feature_maps_layers}
+
+
 def hypercolumns(ctx: Context, layer: str | None, **options):
     return hypercolumns_method(ctx.model, ctx.images, ctx.layers, **options)
 
@@ -173,6 +182,7 @@ def call(spec: MethodSpec, ctx: Context, layer: str | None, options: dict[str, A
 
 
 __all__: Sequence[str] = [
+    "ONE_PASS",
     "Context",
     "call",
     "default_layers",

@@ -22,7 +22,15 @@ from ..methods.diagnose import diagnose
 from ..plot.renderers import render, to_bytes
 from ..registry import METHODS, check_methods
 from ..render.encode import png_thumbnail
-from .compute import Context, call, default_layers, spatial_conv_paths, suitable_layers, suits
+from .compute import (
+    ONE_PASS,
+    Context,
+    call,
+    default_layers,
+    spatial_conv_paths,
+    suitable_layers,
+    suits,
+)
 from .html import INDEX_NAME, write_index
 from .manifest import Entry, Manifest, normalize
 
@@ -195,8 +203,17 @@ def render_method(
     spec = METHODS[method]
     out = []
     bar = _progress(len(plan.groups), enabled=progress, desc=f"vizkit {method}", unit="layer")
+    # Methods that record several layers in one forward pass do so for all chosen layers: one
+    # compiled graph instead of one per layer (N traces, and TensorFlow's retracing warning).
+    together = ONE_PASS.get(method) if len(plan.groups) > 1 else None
+    if together is not None:
+        first = plan.groups[0]
+        by_layer = together(first.ctx, [g.layer for g in plan.groups], **first.options)
     for group in plan.groups:
-        result = call(spec, group.ctx, group.layer, group.options)
+        if together is not None:
+            result = by_layer[group.layer]
+        else:
+            result = call(spec, group.ctx, group.layer, group.options)
         for job in group.jobs:
             item = result if job.image is None else result[job.image]
             image = None if job.image is None else group.ctx.images[job.image]
