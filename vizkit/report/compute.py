@@ -37,6 +37,7 @@ from ..methods.attention import attention_rollout as attention_rollout_method
 from ..methods.attention import parse_query
 from ..methods.deepdream import deepdream as deepdream_method
 from ..methods.feature_maps import feature_maps as feature_maps_method
+from ..methods.filters import channel_mixing, is_pointwise
 from ..methods.filters import filters as filters_method
 from ..methods.gradcam import gradcam as gradcam_method
 from ..methods.hypercolumns import hypercolumns as hypercolumns_method
@@ -134,11 +135,22 @@ def pick_units(model: keras.Model, layer: str, units=None, first: int | None = N
 
 # -- compute adapters: (ctx, layer, **options) -> result ------------------------------------------
 def filters(ctx: Context, layer: str, **options):
+    if is_pointwise(ctx.model, layer):  # a 1x1 kernel: its channel-mixing matrix, not flat tiles
+        return channel_mixing(ctx.model, layer)
     return filters_method(ctx.model, layer, **options)
 
 
 def feature_maps(ctx: Context, layer: str, **options):
     return feature_maps_method(ctx.model, ctx.images, layers=[layer], **options)[layer]
+
+
+def feature_maps_layers(ctx: Context, layers: Sequence[str], **options) -> dict[str, np.ndarray]:
+    """Feature maps of several layers from one forward pass: ``{layer: (N, h, w, c)}``."""
+    return feature_maps_method(ctx.model, ctx.images, layers=list(layers), **options)
+
+
+# Adapters that compute several layers in one call (one compiled graph), by method name.
+ONE_PASS = {"feature_maps": feature_maps_layers}
 
 
 def hypercolumns(ctx: Context, layer: str | None, **options):
@@ -203,6 +215,7 @@ def call(spec: MethodSpec, ctx: Context, layer: str | None, options: dict[str, A
 
 
 __all__: Sequence[str] = [
+    "ONE_PASS",
     "Context",
     "call",
     "default_layers",

@@ -22,7 +22,15 @@ from ..methods.diagnose import diagnose
 from ..plot.renderers import render, to_bytes
 from ..registry import METHODS, check_methods
 from ..render.encode import png_thumbnail
-from .compute import Context, call, default_layers, spatial_conv_paths, suitable_layers, suits
+from .compute import (
+    ONE_PASS,
+    Context,
+    call,
+    default_layers,
+    spatial_conv_paths,
+    suitable_layers,
+    suits,
+)
 from .html import INDEX_NAME, write_index
 from .manifest import Entry, Manifest, normalize
 
@@ -152,7 +160,16 @@ def export(
 
 
 def render_method(
-    model, images, method: str, *, layers=None, targets=None, options=None, progress=False
+    model,
+    images,
+    method: str,
+    *,
+    layers=None,
+    targets=None,
+    options=None,
+    progress=False,
+    check_size: bool = True,
+    exact_layers: bool = False,
 ) -> list[tuple[str | None, int | None, Any, Any]]:
     """Compute one method and draw its figures without writing anything (used by the CLI).
 
@@ -163,17 +180,40 @@ def render_method(
         ``result`` is the array (or structure) drawn in the figure.
     progress : bool or None
         Progress bar over layers (``None``: only on a terminal).
+    check_size : bool
+        False lets images of any size through (DeepDream tiles fixed-size models).
+    exact_layers : bool
+        Draw exactly ``layers`` (the caller checked them, e.g. a 1x1 map named for Grad-CAM,
+        which then warns) instead of keeping only those that suit the method.
     """
     check_methods([method])
     opts = _check_options({method: dict(options or {})}, [method])
     plan = _plan_model(
-        getattr(model, "name", "model"), model, images, targets, layers, [method], opts, ("png",)
+        getattr(model, "name", "model"),
+        model,
+        images,
+        targets,
+        layers,
+        [method],
+        opts,
+        ("png",),
+        check_size=check_size,
+        exact_layers=exact_layers,
     )
     spec = METHODS[method]
     out = []
     bar = _progress(len(plan.groups), enabled=progress, desc=f"vizkit {method}", unit="layer")
+    # Methods that record several layers in one forward pass do so for all chosen layers: one
+    # compiled graph instead of one per layer (N traces, and TensorFlow's retracing warning).
+    together = ONE_PASS.get(method) if len(plan.groups) > 1 else None
+    if together is not None:
+        first = plan.groups[0]
+        by_layer = together(first.ctx, [g.layer for g in plan.groups], **first.options)
     for group in plan.groups:
-        result = call(spec, group.ctx, group.layer, group.options)
+        if together is not None:
+            result = by_layer[group.layer]
+        else:
+            result = call(spec, group.ctx, group.layer, group.options)
         for job in group.jobs:
             item = result if job.image is None else result[job.image]
             image = None if job.image is None else group.ctx.images[job.image]
@@ -215,9 +255,21 @@ class Plan:
     ctx: Context
 
 
-def _plan_model(name, model, images, targets, layers, methods, options, formats) -> Plan:
+def _plan_model(
+    name,
+    model,
+    images,
+    targets,
+    layers,
+    methods,
+    options,
+    formats,
+    *,
+    check_size=True,
+    exact_layers=False,
+) -> Plan:
 
-    x = to_batch(images, model)
+    x = to_batch(images, model, check_size=check_size)
     every = isinstance(layers, str) and layers == "all"
     wanted = None if layers is None or every else resolve_layers(model, layers)
     targets = _check_targets(targets, len(x))
@@ -243,6 +295,8 @@ def _plan_model(name, model, images, targets, layers, methods, options, formats)
             method_layers = suitable_layers(method, model)
         elif wanted is None:
             method_layers = list(default_layers(method, model))
+        elif exact_layers:
+            method_layers = list(wanted)
         else:
             layer_objects = layer_objects or dict(iter_layers(model))
             method_layers = [p for p in wanted if suits(method, layer_objects[p])]
