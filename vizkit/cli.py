@@ -762,7 +762,11 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     import models
+    from models.distribute import resolve_strategy
 
+    # Before any TensorFlow op (building the model runs some): a multi-worker strategy sets up
+    # collective ops when it is created.
+    strategy = resolve_strategy(args.strategy)
     data = models.load_dataset(args.dataset)
     try:
         model = models.create_model(
@@ -787,7 +791,7 @@ def _run_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         augment=args.augment or False,
         label_smoothing=args.label_smoothing,
-        strategy=args.strategy,
+        strategy=strategy,
         backup_dir=args.backup_dir,
     )
     print(f"test accuracy: {result.test_accuracy:.4f}")
