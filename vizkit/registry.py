@@ -273,6 +273,8 @@ EXTRAS: dict[str, str] = {
     "add_figures": "vizkit.report.extra:add_figures",
     "VisualizationCallback": "vizkit.callbacks:VisualizationCallback",
     "layer_paths": "vizkit.core.layers:layer_paths",
+    "map_to_disk": "vizkit.engines.maps:map_to_disk",
+    "load_maps": "vizkit.engines.maps:load_maps",
 }
 
 

@@ -14,9 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..core.batches import iter_batches
 from ..core.graph import Tap, compiled, forward, image_spec
 from ..core.layers import iter_layers, output_shape, resolve_layer
+from ..engines import run
+from ..engines.jobs import TopKJob
 
 REDUCTIONS = ("max", "mean")
 
@@ -68,45 +69,57 @@ class TopCrops:
 def top_activating(
     model: keras.Model,
     layer,
-    unit: int,
-    images,
+    units,
+    data,
     k: int = 9,
     *,
     batch_size: int | None = None,
     crops: bool = False,
     preprocess: Callable | None = None,
     reduce: str = "max",
+    engine="local",
+    address: str | None = None,
+    workers: int | None = None,
 ):
-    """Indices of the ``k`` images that activate ``unit`` of ``layer`` most, best first.
+    """Indices of the ``k`` images that activate each unit of ``layer`` most, best first.
 
     Parameters
     ----------
     model : keras.Model
     layer : str, int or Layer
         A layer with a 4-D ``(N, h, w, c)`` or 2-D ``(N, c)`` output.
-    unit : int
-        Channel (or dense unit) index.
-    images : array_like (N, H, W[, C]) or iterable of batches
-        An array of any size (processed ``batch_size`` images at a time) or an iterable of
-        batches, e.g. a generator or ``tf.data`` dataset yielding ``x`` or ``(x, y)``. uint8 is
-        scaled to [0, 1]. Indices count images across the whole stream.
+    units : int, sequence of int or None
+        A channel (or dense unit) index, a list of them, or None for every channel.
+    data : array_like (N, H, W[, C]), folder, file list, tf.data / ray.data Dataset or iterable
+        Anything :func:`vizkit.core.sources.open_source` reads: an array of any size
+        (processed ``batch_size`` images at a time), a folder or list of image files (resized
+        to the model's input), a dataset, or an iterable of batches ``x`` or ``(x, y)``. uint8
+        is scaled to [0, 1]. Indices count images across the whole stream.
     k : int
-        Number of images to keep (fewer if the data has fewer).
+        Number of images to keep per unit (fewer if the data has fewer).
     batch_size : int, optional
-        Images per forward pass (default 32).
+        Images per forward pass and per chunk of work (default 32).
     crops : bool
         Also return :class:`TopCrops`, the receptive-field patches around each image's argmax.
     preprocess : callable, optional
         Applied to the batch inside the graph before the model.
     reduce : {"max", "mean"}
         Score of an image: the max (default) or mean of the unit's activation map.
+    engine : {"local", "ray"} or an engine object
+        Where the pass runs: this process, or Ray Data workers
+        (:class:`vizkit.engines.RayEngine`); both return the same answer.
+    address : str, optional
+        Ray cluster address for ``engine="ray"`` (a local Ray when None).
+    workers : int, optional
+        Number of Ray workers for ``engine="ray"``.
 
     Returns
     -------
-    indices : ndarray, int64, shape (k,)
-        Image indices by decreasing score (ties: lower index first).
-    scores : ndarray, float32, shape (k,)
-    crops : TopCrops
+    indices : ndarray, int64, shape (k,) for one unit, (U, k) for a list or None
+        Image indices by decreasing score (ties: lower index first); row ``u`` belongs to
+        ``units[u]`` (to channel ``u`` when ``units`` is None).
+    scores : ndarray, float32, same shape
+    crops : TopCrops, or a list of them (one per unit)
         Only when ``crops=True`` (then three values are returned).
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -115,34 +128,54 @@ def top_activating(
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
     path, obj = resolve_layer(model, layer)
     rank, channels = _output_rank(path, obj)
-    _check_unit(unit, channels, path)
+    chosen = _check_units(units, channels, path)
     if crops and rank != 4:
         raise ValueError(
             f"crops=True needs a layer with a spatial output; {path!r} has rank {rank}"
         )
     field = receptive_field(model, path) if crops else None
-    best = _TopK(int(k))
-    offset = 0
-    for x in iter_batches(images, model, batch_size):
-        if len(x) == 0:
-            continue
-        fn = _score_fn(model, path, preprocess, reduce, x)
-        scores, locs = (t.numpy() for t in fn(tf.convert_to_tensor(x), tf.constant(unit, tf.int32)))
-        kept = best.update(scores, offset)
-        if field is not None:
-            best.attach(kept, offset, lambda i, x=x, locs=locs: _crop(x[i], locs[i], field))
-        offset += len(x)
-    if offset == 0:
-        raise ValueError("images is empty: no image to rank")
-    indices, scores = best.result()
+    job = TopKJob(path, chosen, int(k), reduce, preprocess, field)
+    best, _ = run(
+        job, model, data, batch_size=batch_size, engine=engine, address=address, workers=workers
+    )
+    one = not isinstance(units, (list, tuple, np.ndarray)) and units is not None
+    indices, scores = (best.indices[0], best.scores[0]) if one else (best.indices, best.scores)
     if field is None:
         return indices, scores
-    patches, boxes, locations = zip(*(best.extras[i] for i in indices), strict=True)
-    return (
-        indices,
-        scores,
-        TopCrops(np.stack(patches), np.array(boxes), np.array(locations), field),
-    )
+    found = [_top_crops(best.extras[u], field) for u in range(len(chosen))]
+    return indices, scores, found[0] if one else found
+
+
+def unit_scores(
+    model: keras.Model,
+    layer: str,
+    units,
+    images: np.ndarray,
+    *,
+    reduce: str = "max",
+    preprocess: Callable | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score of every image for every unit, from one forward pass.
+
+    Parameters
+    ----------
+    layer : str
+        A resolved layer path.
+    units : sequence of int
+    images : ndarray, float32, (n, H, W, C)
+        Fitted to the model.
+
+    Returns
+    -------
+    scores : ndarray, float32, (n, U)
+        Max (or mean) of each unit's map; the unit's value for a 2-D layer.
+    locations : ndarray, int32, (n, U, 2)
+        ``(row, col)`` of each unit's strongest activation (zeros for a 2-D layer).
+    """
+    fn = _score_fn(model, layer, preprocess, reduce, images)
+    chosen = tf.constant(np.asarray(units, np.int32).reshape(-1))
+    scores, locations = fn(tf.convert_to_tensor(images), chosen)
+    return scores.numpy(), locations.numpy()
 
 
 def receptive_field(model: keras.Model, layer) -> ReceptiveField:
@@ -167,56 +200,21 @@ def receptive_field(model: keras.Model, layer) -> ReceptiveField:
 
 
 # --------------------------------------------------------------------------------------------
-class _TopK:
-    """Running top-k of scores over a stream; ties resolved towards the lower index."""
-
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self.scores = np.empty(0, np.float32)
-        self.indices = np.empty(0, np.int64)
-        self.extras: dict[int, tuple] = {}
-
-    def update(self, scores: np.ndarray, offset: int) -> np.ndarray:
-        """Merge a batch; returns the global indices of the batch's images that were kept."""
-        s = np.concatenate([self.scores, scores.astype(np.float32)])
-        i = np.concatenate([self.indices, offset + np.arange(len(scores), dtype=np.int64)])
-        if len(s) > self.k:
-            # argpartition finds the k-th best score in O(n); keeping every score tied with it
-            # before the exact sort makes the result independent of how the data is batched.
-            kth = s[np.argpartition(-s, self.k - 1)[self.k - 1]]
-            keep = np.flatnonzero(s >= kth)
-            s, i = s[keep], i[keep]
-        order = np.lexsort((i, -s))[: self.k]
-        self.scores, self.indices = s[order], i[order]
-        alive = set(self.indices.tolist())
-        self.extras = {j: v for j, v in self.extras.items() if j in alive}
-        return self.indices[self.indices >= offset]
-
-    def attach(self, kept: np.ndarray, offset: int, make: Callable[[int], tuple]) -> None:
-        for j in kept.tolist():
-            self.extras[j] = make(j - offset)
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.indices.copy(), self.scores.copy()
-
-
 def _score_fn(model, path: str, preprocess, reduce: str, example: np.ndarray):
     tap = Tap(capture=(path,), preprocess=preprocess)
 
     def make():
-        def fn(x, unit):
-            act = forward(model, x, tap)[1][path]
+        def fn(x, units):
+            act = tf.gather(forward(model, x, tap)[1][path], units, axis=-1)
             if act.shape.rank == 2:
-                score = act[:, unit]
-                return score, tf.zeros((tf.shape(act)[0], 2), tf.int32)
-            unit_map = act[..., unit]
-            flat = tf.reshape(unit_map, (tf.shape(unit_map)[0], -1))
+                return act, tf.zeros((tf.shape(act)[0], tf.shape(units)[0], 2), tf.int32)
+            flat = tf.reshape(act, (tf.shape(act)[0], -1, tf.shape(units)[0]))  # (n, h*w, U)
             score = tf.reduce_max(flat, 1) if reduce == "max" else tf.reduce_mean(flat, 1)
             arg = tf.cast(tf.argmax(flat, axis=1), tf.int32)
-            width = tf.shape(unit_map)[2]
-            return score, tf.stack([arg // width, arg % width], axis=1)
+            width = tf.shape(act)[2]
+            return score, tf.stack([arg // width, arg % width], axis=-1)
 
-        return fn, (image_spec(example), tf.TensorSpec((), tf.int32))
+        return fn, (image_spec(example), tf.TensorSpec((None,), tf.int32))
 
     return compiled(model, ("top_activating", tap, reduce), make)
 
@@ -232,14 +230,33 @@ def _output_rank(path: str, layer) -> tuple[int, int]:
     return len(shape), int(shape[-1])
 
 
-def _check_unit(unit, channels: int, path: str) -> None:
-    if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)):
-        raise TypeError(f"unit must be an int channel index, got {type(unit).__name__}: {unit!r}")
-    if not 0 <= unit < channels:
-        raise ValueError(f"unit {unit} is out of range: layer {path!r} has {channels} channels")
+def _check_units(units, channels: int, path: str) -> tuple[int, ...]:
+    """``units`` (an int, a sequence of ints or None for all) as a tuple of channel indices."""
+    if units is None:
+        return tuple(range(channels))
+    many = isinstance(units, (list, tuple, np.ndarray))
+    values = list(np.asarray(units).reshape(-1)) if isinstance(units, np.ndarray) else units
+    for unit in values if many else [units]:
+        if isinstance(unit, (bool, np.bool_)) or not isinstance(unit, (int, np.integer)):
+            raise TypeError(
+                f"unit must be an int channel index (units: an int, a list of them or None), "
+                f"got {type(unit).__name__}: {unit!r}"
+            )
+        if not 0 <= unit < channels:
+            raise ValueError(f"unit {unit} is out of range: layer {path!r} has {channels} channels")
+    if many and not len(values):
+        raise ValueError("units is an empty list; pass unit indices, or None for every channel")
+    return tuple(int(u) for u in values) if many else (int(units),)
 
 
-def _crop(image: np.ndarray, loc: np.ndarray, field: ReceptiveField):
+def _top_crops(payload: np.ndarray, field: ReceptiveField) -> TopCrops:
+    patches, boxes, locations = zip(*payload, strict=True)
+    return TopCrops(np.stack(patches), np.array(boxes), np.array(locations), field)
+
+
+def receptive_crop(image: np.ndarray, loc: np.ndarray, field: ReceptiveField):
+    """``(patch, box, location)``: the receptive field of unit ``loc = (row, col)`` cut out of
+    ``image`` (see :class:`TopCrops`)."""
     top, left, bottom, right = field.box(int(loc[0]), int(loc[1]))
     h, w = image.shape[:2]
     # Fields of deep layers outgrow the image: patches are never larger than the image itself.
