@@ -158,6 +158,16 @@ def test_one_unit_and_a_list_of_units_are_rows_of_the_every_unit_answer():
     np.testing.assert_array_equal(some[1], every[1][[5, 0]])
 
 
+def test_a_list_of_layers_is_ranked_in_one_pass_as_by_single_calls():
+    model, x = tie_model(), random_images(15, seed=3)
+    both = vizkit.top_activating(model, ["conv1", "dense", "conv1"], [2, 0], x, k=3)
+    assert list(both) == ["conv1", "dense"]
+    for layer, (indices, scores) in both.items():
+        alone = vizkit.top_activating(model, layer, [2, 0], x, k=3)
+        np.testing.assert_array_equal(indices, alone[0])
+        np.testing.assert_allclose(scores, alone[1], rtol=1e-6)
+
+
 def test_engine_arguments_are_checked():
     with pytest.raises(ValueError, match=r"engine must be one of \('local', 'ray'\), got 'spark'"):
         resolve_engine("spark")

@@ -160,10 +160,11 @@ def ordered(data) -> Iterator[None]:
     """While inside, a ``ray.data.Dataset`` yields its rows in a fixed order (Ray Data may
     otherwise reorder blocks between runs), so that image indices mean the same in every
     engine. Other data pass through unchanged."""
-    if not type(data).__module__.startswith("ray.data"):
+    context = getattr(data, "context", None)
+    if not type(data).__module__.startswith("ray.data") or context is None:
         yield
         return
-    options = data.context.execution_options
+    options = context.execution_options
     before = options.preserve_order
     options.preserve_order = True
     try:

@@ -17,40 +17,47 @@ from .reductions import ChannelStats, TopK, merge_layers
 
 @dataclass(frozen=True)
 class TopKJob:
-    """The ``k`` images that activate each of ``units`` of ``layer`` most.
+    """The ``k`` images that activate each unit of each layer most (one pass for all layers).
 
-    ``field`` (a :class:`vizkit.methods.top_activating.ReceptiveField`) asks for the
-    receptive-field crop around each kept image's strongest location as the payload.
+    ``units[i]`` are the units of ``layers[i]``; ``fields[i]`` (a
+    :class:`vizkit.methods.top_activating.ReceptiveField` or None) asks for the receptive-field
+    crop around each kept image's strongest location as the payload.
     """
 
-    layer: str
-    units: tuple[int, ...]
+    layers: tuple[str, ...]
+    units: tuple[tuple[int, ...], ...]
     k: int
     reduce: str = "max"
     preprocess: Callable | None = None
-    field: Any = None
+    fields: tuple[Any, ...] = ()
 
-    def partial(self, model, chunk: Chunk) -> TopK:
+    def partial(self, model, chunk: Chunk) -> dict[str, TopK]:
         from ..methods.top_activating import receptive_crop, unit_scores
 
-        scores, locations = unit_scores(
+        found = unit_scores(
             model,
-            self.layer,
+            self.layers,
             self.units,
             chunk.images,
             reduce=self.reduce,
             preprocess=self.preprocess,
         )
-        extra = None
-        if self.field is not None:
+        fields = self.fields or (None,) * len(self.layers)
+        out = {}
+        for path, (scores, locations), field in zip(self.layers, found, fields, strict=True):
+            extra = None
+            if field is not None:
 
-            def extra(row: int, unit: int):
-                return receptive_crop(chunk.images[row], locations[row, unit], self.field)
+                def extra(row: int, unit: int, locations=locations, field=field):
+                    return receptive_crop(chunk.images[row], locations[row, unit], field)
 
-        return TopK.of_batch(scores, chunk.start, self.k, extra)
+            out[path] = TopK.of_batch(scores, chunk.start, self.k, extra)
+        return out
 
-    def merge(self, acc: TopK | None, part: TopK) -> TopK:
-        return part if acc is None else acc.merge(part)
+    def merge(self, acc: dict[str, TopK] | None, part: dict[str, TopK]) -> dict[str, TopK]:
+        if acc is None:
+            return part
+        return {path: acc[path].merge(best) for path, best in part.items()}
 
 
 @dataclass(frozen=True)

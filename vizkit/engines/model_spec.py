@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -42,6 +43,9 @@ class ModelSpec:
     archive: bytes | None = field(default=None, repr=False)
     builder: Callable | None = None
     safe_mode: bool = True
+    # The archive in Ray's object store (a reference inside the spec keeps the actors'
+    # constructor arguments small, so that Ray can restart an actor from them).
+    archive_ref: Any = field(default=None, repr=False)
 
     def load(self):
         """The model, built in this process."""
@@ -56,9 +60,14 @@ class ModelSpec:
             return model
         if self.kind == "path":
             return _load_file(self.path, self.safe_mode)
+        archive = self.archive
+        if archive is None:
+            import ray
+
+            archive = ray.get(self.archive_ref)
         with tempfile.TemporaryDirectory(prefix="vizkit-model-") as folder:
             path = Path(folder) / "model.keras"
-            path.write_bytes(self.archive)
+            path.write_bytes(archive)
             return _load_file(path, self.safe_mode)
 
 

@@ -24,7 +24,7 @@ import re
 import socket
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -121,12 +121,15 @@ class RayEngine:
         ray = import_ray()
         spec = spec_for(model if self.model_source is None else self.model_source)
         connect(ray, self.address, self.connect_timeout)
+        if spec.archive is not None:  # one copy in the object store for every worker
+            spec = replace(spec, archive=None, archive_ref=ray.put(spec.archive))
         workers, gpus = self._resources(ray)
         with ordered(data), _quiet():
             plan = _plan(ray, data, model, chunk_size, name)
             if plan.count == 0:
                 return None, 0
-            plan.dataset.context.enable_progress_bars = False
+            with contextlib.suppress(AttributeError):  # our own progress bar instead
+                plan.dataset.context.enable_progress_bars = False
             mapped = _map(
                 plan.dataset,
                 batch_size=plan.rows_per_call,
@@ -337,9 +340,13 @@ def _plan(ray, data, model, chunk_size: int, name: str) -> Plan:
             for c, s in enumerate(range(0, len(paths), chunk_size))
         ]
         return _rows_plan(ray, rows, FileReader(fit["size"], fit["channels"], name), len(paths))
-    if source.kind == "ray.data" and hasattr(data, "zip"):
-        return _ray_data_plan(ray, data, chunk_size, name)
-    # tf.data, iterables (and ray.data without zip): the driver reads the stream.
+    if source.kind == "ray.data":
+        whole = data.materialize()  # the user's pipeline runs once, before the actors take CPUs
+        plan = _ray_data_plan(ray, whole, chunk_size, name)
+        if plan is not None:
+            return plan
+        source = open_source(whole, batch_size=chunk_size, name=name)
+    # tf.data, iterables (and ray.data on a Ray that cannot number rows): the driver reads.
     from .chunks import iter_chunks
 
     rows, count = [], 0
@@ -357,25 +364,31 @@ def _plan(ray, data, model, chunk_size: int, name: str) -> Plan:
 
 
 def _rows_plan(ray, rows: list[dict], reader, count: int) -> Plan:
-    dataset = ray.data.from_items(rows) if rows else None
+    # One block per chunk, so that every worker gets chunks (a single block goes to one actor).
+    dataset = ray.data.from_items(rows, override_num_blocks=len(rows)) if rows else None
     return Plan(dataset, reader, 1, count, len(rows))
 
 
-def _ray_data_plan(ray, data, chunk_size: int, name: str) -> Plan:
-    whole = data.materialize()
+def _ray_data_plan(ray, whole, chunk_size: int, name: str) -> Plan | None:
+    """Number the rows of a materialised dataset (zip with a range) and cut it into blocks of
+    exactly one chunk; None on a Ray without ``zip`` or strict repartitioning (Ray 2.60 has
+    both; ``zip`` is announced to go in 2.64), where the driver reads the rows instead."""
     count = whole.count()
     if count == 0:
         return Plan(None, None, chunk_size, 0, 0)
-    columns = whole.columns()
-    column = "image" if "image" in columns else columns[0]
-    index = ray.data.range(count).rename_columns({"id": INDEX})
-    index.context.execution_options.preserve_order = True
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zip is deprecated for unordered data; ours is ordered
-        numbered = whole.select_columns([column]).zip(index)
-    aligned = numbered.repartition(target_num_rows_per_block=chunk_size, strict=True).materialize()
+    try:
+        columns = whole.columns()
+        column = "image" if "image" in columns else columns[0]
+        index = ray.data.range(count).rename_columns({"id": INDEX})
+        index.context.execution_options.preserve_order = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zip is deprecated for unordered data; ours is not
+            numbered = whole.select_columns([column]).zip(index)
+        aligned = numbered.repartition(target_num_rows_per_block=chunk_size, strict=True)
+    except (AttributeError, TypeError):
+        return None
     reader = IndexReader(column, chunk_size, count, name)
-    return Plan(aligned, reader, chunk_size, count, chunk_count(count, chunk_size))
+    return Plan(aligned.materialize(), reader, chunk_size, count, chunk_count(count, chunk_size))
 
 
 # -- the actor ------------------------------------------------------------------------------------
@@ -495,6 +508,9 @@ def _quiet() -> Iterator[None]:
     before = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            # e.g. "the operator only received 1 input(s)" for a job of one chunk
+            warnings.filterwarnings("ignore", module=r"ray\.")
+            yield
     finally:
         logger.setLevel(before)

@@ -86,10 +86,12 @@ def top_activating(
     Parameters
     ----------
     model : keras.Model
-    layer : str, int or Layer
-        A layer with a 4-D ``(N, h, w, c)`` or 2-D ``(N, c)`` output.
+    layer : str, int, Layer or a list of them
+        A layer with a 4-D ``(N, h, w, c)`` or 2-D ``(N, c)`` output. A list ranks the units
+        of every layer in one pass over the data and returns ``{path: result}``.
     units : int, sequence of int or None
-        A channel (or dense unit) index, a list of them, or None for every channel.
+        A channel (or dense unit) index, a list of them, or None for every channel (of each
+        layer).
     data : array_like (N, H, W[, C]), folder, file list, tf.data / ray.data Dataset or iterable
         Anything :func:`vizkit.core.sources.open_source` reads: an array of any size
         (processed ``batch_size`` images at a time), a folder or list of image files (resized
@@ -121,61 +123,77 @@ def top_activating(
     scores : ndarray, float32, same shape
     crops : TopCrops, or a list of them (one per unit)
         Only when ``crops=True`` (then three values are returned).
+    dict
+        ``{layer path: (indices, scores[, crops])}`` when ``layer`` is a list.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-    path, obj = resolve_layer(model, layer)
-    rank, channels = _output_rank(path, obj)
-    chosen = _check_units(units, channels, path)
-    if crops and rank != 4:
-        raise ValueError(
-            f"crops=True needs a layer with a spatial output; {path!r} has rank {rank}"
-        )
-    field = receptive_field(model, path) if crops else None
-    job = TopKJob(path, chosen, int(k), reduce, preprocess, field)
+    many = isinstance(layer, (list, tuple))
+    if many and not layer:
+        raise ValueError("layer is an empty list; pass a layer or a list of layers")
+    paths, chosen, fields = [], [], []
+    for one_layer in layer if many else [layer]:
+        path, obj = resolve_layer(model, one_layer)
+        if path in paths:
+            continue
+        rank, channels = _output_rank(path, obj)
+        if crops and rank != 4:
+            raise ValueError(
+                f"crops=True needs a layer with a spatial output; {path!r} has rank {rank}"
+            )
+        paths.append(path)
+        chosen.append(_check_units(units, channels, path))
+        fields.append(receptive_field(model, path) if crops else None)
+    job = TopKJob(tuple(paths), tuple(chosen), int(k), reduce, preprocess, tuple(fields))
     best, _ = run(
         job, model, data, batch_size=batch_size, engine=engine, address=address, workers=workers
     )
     one = not isinstance(units, (list, tuple, np.ndarray)) and units is not None
+    results = {p: _result(best[p], f, one) for p, f in zip(paths, fields, strict=True)}
+    return results if many else results[paths[0]]
+
+
+def _result(best, field: ReceptiveField | None, one: bool) -> tuple:
+    """``(indices, scores[, crops])`` of one layer; one unit's row when ``one``."""
     indices, scores = (best.indices[0], best.scores[0]) if one else (best.indices, best.scores)
     if field is None:
         return indices, scores
-    found = [_top_crops(best.extras[u], field) for u in range(len(chosen))]
+    found = [_top_crops(payload, field) for payload in best.extras]
     return indices, scores, found[0] if one else found
 
 
 def unit_scores(
     model: keras.Model,
-    layer: str,
-    units,
+    layers: tuple[str, ...],
+    units: tuple[tuple[int, ...], ...],
     images: np.ndarray,
     *,
     reduce: str = "max",
     preprocess: Callable | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Score of every image for every unit, from one forward pass.
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Score of every image for every unit of every layer, from one forward pass.
 
     Parameters
     ----------
-    layer : str
-        A resolved layer path.
-    units : sequence of int
+    layers : tuple of str
+        Resolved layer paths.
+    units : tuple of tuples of int
+        The units of each layer.
     images : ndarray, float32, (n, H, W, C)
         Fitted to the model.
 
     Returns
     -------
-    scores : ndarray, float32, (n, U)
-        Max (or mean) of each unit's map; the unit's value for a 2-D layer.
-    locations : ndarray, int32, (n, U, 2)
-        ``(row, col)`` of each unit's strongest activation (zeros for a 2-D layer).
+    list of (scores, locations), one per layer
+        ``scores`` float32 ``(n, U)``: max (or mean) of each unit's map, the unit's value for
+        a 2-D layer; ``locations`` int32 ``(n, U, 2)``: ``(row, col)`` of each unit's strongest
+        activation (zeros for a 2-D layer).
     """
-    fn = _score_fn(model, layer, preprocess, reduce, images)
-    chosen = tf.constant(np.asarray(units, np.int32).reshape(-1))
-    scores, locations = fn(tf.convert_to_tensor(images), chosen)
-    return scores.numpy(), locations.numpy()
+    fn = _score_fn(model, tuple(layers), preprocess, reduce, images)
+    chosen = tuple(tf.constant(np.asarray(u, np.int32).reshape(-1)) for u in units)
+    return [(s.numpy(), loc.numpy()) for s, loc in fn(tf.convert_to_tensor(images), chosen)]
 
 
 def receptive_field(model: keras.Model, layer) -> ReceptiveField:
@@ -200,21 +218,26 @@ def receptive_field(model: keras.Model, layer) -> ReceptiveField:
 
 
 # --------------------------------------------------------------------------------------------
-def _score_fn(model, path: str, preprocess, reduce: str, example: np.ndarray):
-    tap = Tap(capture=(path,), preprocess=preprocess)
+def _score_fn(model, paths: tuple[str, ...], preprocess, reduce: str, example: np.ndarray):
+    tap = Tap(capture=paths, preprocess=preprocess)
+
+    def scores(act, units):
+        act = tf.gather(act, units, axis=-1)
+        if act.shape.rank == 2:
+            return act, tf.zeros((tf.shape(act)[0], tf.shape(units)[0], 2), tf.int32)
+        flat = tf.reshape(act, (tf.shape(act)[0], -1, tf.shape(units)[0]))  # (n, h*w, U)
+        score = tf.reduce_max(flat, 1) if reduce == "max" else tf.reduce_mean(flat, 1)
+        arg = tf.cast(tf.argmax(flat, axis=1), tf.int32)
+        width = tf.shape(act)[2]
+        return score, tf.stack([arg // width, arg % width], axis=-1)
 
     def make():
         def fn(x, units):
-            act = tf.gather(forward(model, x, tap)[1][path], units, axis=-1)
-            if act.shape.rank == 2:
-                return act, tf.zeros((tf.shape(act)[0], tf.shape(units)[0], 2), tf.int32)
-            flat = tf.reshape(act, (tf.shape(act)[0], -1, tf.shape(units)[0]))  # (n, h*w, U)
-            score = tf.reduce_max(flat, 1) if reduce == "max" else tf.reduce_mean(flat, 1)
-            arg = tf.cast(tf.argmax(flat, axis=1), tf.int32)
-            width = tf.shape(act)[2]
-            return score, tf.stack([arg // width, arg % width], axis=-1)
+            captured = forward(model, x, tap)[1]
+            return tuple(scores(captured[p], u) for p, u in zip(paths, units, strict=True))
 
-        return fn, (image_spec(example), tf.TensorSpec((None,), tf.int32))
+        unit_specs = tuple(tf.TensorSpec((None,), tf.int32) for _ in paths)
+        return fn, (image_spec(example), unit_specs)
 
     return compiled(model, ("top_activating", tap, reduce), make)
 
