@@ -22,6 +22,7 @@ import os
 import pickle
 import re
 import socket
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -83,6 +84,11 @@ class RayEngine:
     """
 
     name = "ray"
+    #: Seconds from the start of the last run to: the plan being ready (``plan``), the first
+    #: worker being ready to compute (``ready``: started, TensorFlow imported, model loaded;
+    #: from the workers' wall clocks), the first result in the driver (``first``) and the end
+    #: (``total``).
+    timings: dict[str, float]
 
     def __init__(
         self,
@@ -110,6 +116,7 @@ class RayEngine:
         self.max_retries = positive_int(max_retries, "max_retries", minimum=0)
         self.model_source = model_source
         self.connect_timeout = positive_number(connect_timeout, "connect_timeout")
+        self.timings = {}
 
     def __repr__(self) -> str:
         return f"RayEngine(address={self.address!r}, workers={self.workers!r})"
@@ -119,6 +126,7 @@ class RayEngine:
         from . import ordered, spec_for
 
         ray = import_ray()
+        start, wall = time.perf_counter(), time.time()
         spec = spec_for(model if self.model_source is None else self.model_source)
         connect(ray, self.address, self.connect_timeout)
         if spec.archive is not None:  # one copy in the object store for every worker
@@ -128,6 +136,7 @@ class RayEngine:
             plan = _plan(ray, data, model, chunk_size, name, blocks=4 * workers)
             if plan.count == 0:
                 return None, 0
+            clock = {"plan": time.perf_counter() - start}
             with contextlib.suppress(AttributeError):  # our own progress bar instead
                 plan.dataset.context.enable_progress_bars = False
             mapped = _map(
@@ -146,9 +155,14 @@ class RayEngine:
                 retries={"max_restarts": self.max_retries, "max_task_retries": self.max_retries},
             )
             try:
-                return collect(mapped.iter_rows(), job, plan.n_chunks)
+                result = collect(mapped.iter_rows(), job, plan.n_chunks, clock=clock, start=start)
             except Exception as exc:
                 raise worker_error(exc) from _cause(exc)
+            ready = clock.pop("ready_wall", None)
+            self.timings = {**clock, "total": time.perf_counter() - start}
+            if ready is not None:
+                self.timings["ready"] = ready - wall
+            return result
 
     def _resources(self, ray) -> tuple[int, float]:
         total = ray.cluster_resources()
@@ -426,6 +440,7 @@ class ChunkWorker:
             ) from None
         self.job = job
         self.reader = reader
+        self.ready = time.time()
 
     def __call__(self, batch: dict) -> dict:
         try:
@@ -439,15 +454,22 @@ class ChunkWorker:
             "chunk": np.array([c.index for c in chunks], np.int64),
             "n": np.array([len(c) for c in chunks], np.int64),
             "partial": partial,
+            "ready": np.full(len(chunks), self.ready),
         }
 
 
 # -- the driver -----------------------------------------------------------------------------------
-def collect(rows: Iterable[dict], job, n_chunks: int):
+def collect(
+    rows: Iterable[dict], job, n_chunks: int, *, clock: dict | None = None, start: float = 0.0
+):
     """Fold the partials of ``rows`` (``{chunk, n, partial}``, any order) in chunk order.
 
     A chunk that comes back twice (a retried task whose first result also arrived) is counted
     once. Returns ``(merged result, number of images)``.
+
+    ``clock["first"]`` is set to the time (``time.perf_counter() - start``) the first row came
+    and ``clock["ready_wall"]`` to the earliest ``ready`` wall time of the rows (when a worker
+    was ready to compute).
 
     Raises
     ------
@@ -460,6 +482,10 @@ def collect(rows: Iterable[dict], job, n_chunks: int):
     seen: set[int] = set()
     acc, n_images, following = None, 0, 0
     for row in progress(rows, n_chunks):
+        if clock is not None:
+            clock.setdefault("first", time.perf_counter() - start)
+            if "ready" in row:
+                clock["ready_wall"] = min(clock.get("ready_wall", np.inf), float(row["ready"]))
         index = int(row["chunk"])
         if index in seen:
             continue
