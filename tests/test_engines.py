@@ -311,11 +311,20 @@ def test_a_worker_that_dies_mid_job_is_retried_and_nothing_is_counted_twice(ray_
 
 
 @pytest.mark.slow
-def test_a_model_that_cannot_be_loaded_on_a_worker_is_one_clear_error(ray_local, tmp_path):
+def test_bad_input_on_the_ray_engine_is_one_clear_line(ray_local, tmp_path):
+    # A model that cannot be loaded on a worker, a folder with no images, a wrong address.
     engine = RayEngine(workers=1, model_source=str(tmp_path / "gone.keras"))
     with pytest.raises(RuntimeError, match="cannot load model 'gone' on a Ray worker") as caught:
         vizkit.top_activating(small_cnn(), "conv1", 0, random_images(4), engine=engine)
     assert "\n" not in str(caught.value) and "no model file" in str(caught.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no image files"):
+        vizkit.diagnose(small_cnn(), tmp_path / "empty", engine="ray", workers=1)
+    with socket.socket() as probe:  # with Ray running, a wrong address is still not ignored
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConnectionError, match="cannot reach"):
+        vizkit.diagnose(small_cnn(), random_images(3), engine="ray", address=f"127.0.0.1:{port}")
 
 
 @pytest.mark.slow

@@ -64,8 +64,8 @@ class RayEngine:
     address : str, optional
         The cluster for ``ray.init(address=...)``: ``"auto"`` (the cluster this machine belongs
         to), ``"host:port"`` (the head's GCS port, 6379 by default) or ``"ray://host:port"``
-        (Ray Client, port 10001). None starts a local Ray on this machine. Ignored when Ray is
-        already initialised in this process (that connection is used).
+        (Ray Client, port 10001). None starts a local Ray on this machine. When Ray is already
+        initialised in this process, that connection is used.
     workers : int, optional
         Number of worker actors; default: as many as the cluster's GPUs (one each) or CPUs
         (``num_cpus`` each) allow.
@@ -80,7 +80,8 @@ class RayEngine:
         (saved once per job); a path to a ``.keras`` file every node can read; or a
         zero-argument function that builds the model on the worker.
     connect_timeout : float
-        Seconds to wait for ``address`` to answer before giving up.
+        Seconds to wait for ``address`` to answer before giving up (checked even when Ray is
+        already initialised, so that a wrong address is never silently ignored).
     """
 
     name = "ray"
@@ -127,8 +128,8 @@ class RayEngine:
 
         ray = import_ray()
         start, wall = time.perf_counter(), time.time()
-        spec = spec_for(model if self.model_source is None else self.model_source)
         connect(ray, self.address, self.connect_timeout)
+        spec = spec_for(model if self.model_source is None else self.model_source)
         if spec.archive is not None:  # one copy in the object store for every worker
             spec = replace(spec, archive=None, archive_ref=ray.put(spec.archive))
         workers, gpus = self._resources(ray)
@@ -203,13 +204,14 @@ def connect(ray, address: str | None, timeout: float = 5.0) -> None:
         In one line, when ``address`` does not answer within ``timeout`` seconds or Ray cannot
         join the cluster (``ray.init`` itself would keep retrying for minutes).
     """
+    if address is not None:
+        _check_reachable(address, timeout)
     if ray.is_initialized():
         return
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address is None:
         ray.init(include_dashboard=False, **quiet)
         return
-    _check_reachable(address, timeout)
     try:
         ray.init(address=address, **quiet)
     except Exception as exc:
