@@ -131,3 +131,30 @@ def test_dbn_benchmark_writes_its_table(tmp_path):
     text = (tmp_path / "dbn.md").read_text()
     assert "| 0.9000 |" in text and "| 0.9700 |" in text and "| 0.9500 |" in text
     assert json.loads((tmp_path / "dbn.json").read_text())["result"] == row
+
+
+def test_scale_section_is_replaced_and_other_sections_kept(tmp_path):
+    from benchmarks import scale
+
+    path = tmp_path / "scale.md"
+    path.write_text("# Scale\n\n## Training under tf.distribute\n\nkept\n")
+    scale.write_section(path, f"{scale.SECTION}\n\nfirst\n")
+    scale.write_section(path, f"{scale.SECTION}\n\nsecond\n")
+    text = path.read_text()
+    assert "## Training under tf.distribute\n\nkept" in text
+    assert text.count(scale.SECTION) == 1 and "second" in text and "first" not in text
+
+
+def test_scale_plan_names_the_slowest_stage():
+    from benchmarks import scale
+
+    costs = {"decode": 0.004, "map_mb": 0.19, "write_mb_s": 100.0}
+    fast_gpu, slow_gpu = (
+        scale.imagenet_plan(costs, gpu_images_s=ips, cores=2, workers=(1, 64))
+        for ips in (5000.0, 100.0)
+    )
+    assert fast_gpu[0]["top-k bound by"] == "JPEG decoding"  # 2 ms of decoding > 0.2 ms of GPU
+    assert slow_gpu[0]["top-k bound by"] == "model passes"
+    assert slow_gpu[1]["saliency bound by"] == "writing"  # 64 GPUs outrun one disk
+    # Hours are images x seconds per image: one GPU at 100 images/s takes 1.28M / 100 s.
+    assert slow_gpu[0]["top-k, 3 layers: hours"] == pytest.approx(scale.IMAGENET / 100 / 3600)

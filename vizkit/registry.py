@@ -319,6 +319,8 @@ EXTRAS: dict[str, str] = {
     "layer_paths": "vizkit.core.layers:layer_paths",
     "style_transfer": "vizkit.methods.style_transfer:style_transfer",
     "show": "vizkit.plot.show:show",
+    "map_to_disk": "vizkit.engines.maps:map_to_disk",
+    "load_maps": "vizkit.engines.maps:load_maps",
 }
 
 
