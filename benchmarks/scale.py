@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .timing import markdown_table, write_section
+
 LAYERS = ("c1_conv", "c3_conv", "c5_conv")
 TARGET = 0.8  # Ray with 2 workers must reach this fraction of the local engine's throughput
 SECTION = "## Dataset jobs on Ray"
@@ -149,31 +151,6 @@ def imagenet_plan(
 
 
 # -- results --------------------------------------------------------------------------------------
-def write_section(path: Path, text: str) -> None:
-    """Replace this benchmark's section of ``path`` (or add it), keeping the other sections."""
-    old = path.read_text() if path.exists() else "# Scale\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip() + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if end < 0 else old[end:])
-    path.write_text(new.rstrip() + "\n")
-
-
-def table(rows: list[dict]) -> list[str]:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [
-            f"{v:.3g}" if isinstance(v, float) and abs(v) < 100 else
-            f"{v:,.0f}" if isinstance(v, float) else str(v)
-            for v in (row.get(c, "") for c in columns)
-        ]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=None, help="images (default: all)")
@@ -244,7 +221,7 @@ def main(argv=None) -> int:
         "threads on the same 2 cores. The indices and scores of every channel are identical on "
         "all three engines (asserted by the script).",
         "",
-        *table(rows),
+        *markdown_table(rows),
         "",
         f"Ray with 2 workers vs the local engine: **{ratio:.2f}x** the throughput end to end "
         f"(target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'}); "
@@ -271,7 +248,7 @@ def main(argv=None) -> int:
         "shared disk that writes as fast as this one. The driver's merge is never the limit: a "
         "chunk's partial top-k is a few KiB.",
         "",
-        *table(plan),
+        *markdown_table(plan),
         "",
         f"Where it is bound: with {args.cores_per_gpu} cores per GPU the top-k job is bound by "
         f"{plan[0]['top-k bound by']}: decoding costs {costs['decode'] / args.cores_per_gpu * 1e3:.2f} "
@@ -287,7 +264,7 @@ def main(argv=None) -> int:
     ]
     out = RESULTS / "quick" if args.quick else RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    write_section(out / "scale.md", "\n".join(text) + "\n")
+    write_section(out / "scale.md", SECTION, "\n".join(text) + "\n")
     record = {
         "command": command,
         "machine": info,

@@ -133,16 +133,20 @@ def test_dbn_benchmark_writes_its_table(tmp_path):
     assert json.loads((tmp_path / "dbn.json").read_text())["result"] == row
 
 
-def test_scale_section_is_replaced_and_other_sections_kept(tmp_path):
-    from benchmarks import scale
+def test_results_sections_are_replaced_and_other_sections_kept(tmp_path):
+    # benchmarks.scale (Ray) and benchmarks.distribute (training) share results/scale.md.
+    from benchmarks import distribute, scale
 
     path = tmp_path / "scale.md"
-    path.write_text("# Scale\n\n## Training under tf.distribute\n\nkept\n")
-    scale.write_section(path, f"{scale.SECTION}\n\nfirst\n")
-    scale.write_section(path, f"{scale.SECTION}\n\nsecond\n")
+    path.write_text(f"# Scale\n\n{distribute.SECTION}\n\nkept\n")
+    timing.write_section(path, scale.SECTION, f"{scale.SECTION}\n\nfirst\n")
+    timing.write_section(path, scale.SECTION, f"{scale.SECTION}\n\nsecond\n")
     text = path.read_text()
-    assert "## Training under tf.distribute\n\nkept" in text
+    assert f"{distribute.SECTION}\n\nkept" in text
     assert text.count(scale.SECTION) == 1 and "second" in text and "first" not in text
+    path.write_text(f"# T\n\n{scale.SECTION}\n\nold\n\n## Later\n\nkept\n")
+    timing.write_section(path, scale.SECTION, f"{scale.SECTION}\n\nnew\n")
+    assert path.read_text() == f"# T\n\n{scale.SECTION}\n\nnew\n\n## Later\n\nkept\n"
 
 
 def test_scale_plan_names_the_slowest_stage():
