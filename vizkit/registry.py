@@ -273,6 +273,8 @@ EXTRAS: dict[str, str] = {
     "add_figures": "vizkit.report.extra:add_figures",
     "VisualizationCallback": "vizkit.callbacks:VisualizationCallback",
     "layer_paths": "vizkit.core.layers:layer_paths",
+    "evaluate": "vizkit.metrics.report_card:evaluate",
+    "TrustTable": "vizkit.metrics.report_card:TrustTable",
 }
 
 
