@@ -11,42 +11,48 @@
 * The report card: :func:`evaluate` -> :class:`TrustTable` (also ``vizkit.evaluate``).
 
 Every metric takes ``targets=None`` (the predicted class) or class indices and returns one
-float32 value per image; maps come from :func:`vizkit.explain`.
+float32 value per image; maps come from :func:`vizkit.explain`. Names are imported on first use,
+so that :mod:`vizkit.metrics.names` (read by the command line) loads no TensorFlow.
 """
 
-from .axioms import completeness
-from .complexity import complexity, sparseness
-from .perturbation import deletion, insertion, mufidelity
-from .randomization import (
-    RandomizationResult,
-    random_logit_test,
-    randomization_test,
-    randomization_tests,
-)
-from .report_card import METRICS, TrustTable, evaluate, write_trust_figures, write_trust_report
-from .robustness import sensitivity
-from .similarity import MEASURES, hog_similarity, similarity, spearman, ssim
+from __future__ import annotations
 
-__all__ = [
-    "MEASURES",
-    "METRICS",
-    "RandomizationResult",
-    "TrustTable",
-    "completeness",
-    "complexity",
-    "deletion",
-    "evaluate",
-    "hog_similarity",
-    "insertion",
-    "mufidelity",
-    "random_logit_test",
-    "randomization_test",
-    "randomization_tests",
-    "sensitivity",
-    "similarity",
-    "sparseness",
-    "spearman",
-    "ssim",
-    "write_trust_figures",
-    "write_trust_report",
-]
+import importlib
+
+_EXPORTS = {
+    "completeness": "axioms",
+    "complexity": "complexity",
+    "sparseness": "complexity",
+    "deletion": "perturbation",
+    "insertion": "perturbation",
+    "mufidelity": "perturbation",
+    "RandomizationResult": "randomization",
+    "random_logit_test": "randomization",
+    "randomization_test": "randomization",
+    "randomization_tests": "randomization",
+    "TrustTable": "report_card",
+    "evaluate": "report_card",
+    "write_trust_figures": "report_card",
+    "write_trust_report": "report_card",
+    "sensitivity": "robustness",
+    "MEASURES": "similarity",
+    "hog_similarity": "similarity",
+    "similarity": "similarity",
+    "spearman": "similarity",
+    "ssim": "similarity",
+    "METRICS": "names",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vizkit.metrics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -119,7 +119,7 @@ def mufidelity(
     targets=None,
     *,
     samples: int = 128,
-    grid: int = 9,
+    grid: int | None = None,
     subset: float = 0.2,
     baseline=0.0,
     blur_sigma: float | None = None,
@@ -141,8 +141,9 @@ def mufidelity(
     ----------
     samples : int
         Random subsets per image (the same subsets for every image).
-    grid : int
-        Superpixel grid side (``1 .. min(H, W)``).
+    grid : int or None
+        Superpixel grid side (``1 .. min(H, W)``); None: 9 (Xplique's default), or the image
+        side for images smaller than 9 pixels.
     subset : float
         Probability that a cell is in a subset, in (0, 1).
     seed : int or None
@@ -158,7 +159,7 @@ def mufidelity(
     x = to_batch(images, model)
     n, h, w = x.shape[:3]
     samples = positive_int(samples, "samples", minimum=2)
-    grid = positive_int(grid, "grid")
+    grid = min(9, h, w) if grid is None else positive_int(grid, "grid")
     if grid > min(h, w):
         raise ValueError(f"grid must be between 1 and min(H, W) = {min(h, w)}, got {grid}")
     if isinstance(subset, bool) or not isinstance(subset, (int, float)) or not 0 < subset < 1:

@@ -29,51 +29,11 @@ from ..core.jsonutil import jsonable
 from ..core.targets import prepare
 from .complexity import complexity, sparseness
 from .inputs import Explainer, explainer
+from .names import DEFAULT_METHODS, DEFAULT_METRICS, HIGHER_IS_BETTER, LABELS, METRICS
 from .perturbation import deletion, insertion, mufidelity
 from .randomization import RandomizationResult, random_logit_test, randomization_tests
 from .robustness import sensitivity
 
-#: Metrics the report card can compute, in table order.
-METRICS = (
-    "deletion",
-    "insertion",
-    "mufidelity",
-    "sensitivity",
-    "randomization",
-    "random_logit",
-    "sparseness",
-    "complexity",
-)
-DEFAULT_METHODS = (
-    "vanilla",
-    "gradxinput",
-    "smoothgrad",
-    "integrated",
-    "guided",
-    "gradcam",
-    "occlusion",
-)
-DEFAULT_METRICS = ("deletion", "insertion", "mufidelity", "randomization")
-HIGHER_IS_BETTER = {
-    "deletion": False,
-    "insertion": True,
-    "mufidelity": True,
-    "sensitivity": False,
-    "randomization": False,
-    "random_logit": False,
-    "sparseness": True,
-    "complexity": False,
-}
-LABELS = {
-    "deletion": "deletion",
-    "insertion": "insertion",
-    "mufidelity": "muFidelity",
-    "sensitivity": "max-sensitivity",
-    "randomization": "randomisation (Spearman)",
-    "random_logit": "random logit (Spearman)",
-    "sparseness": "sparseness (Gini)",
-    "complexity": "complexity (entropy)",
-}
 MEANINGS = {
     "deletion": "area under the target score as the top-ranked pixels are replaced by the "
     "baseline (Petsiuk et al., 2018)",
