@@ -131,3 +131,20 @@ def test_dbn_benchmark_writes_its_table(tmp_path):
     text = (tmp_path / "dbn.md").read_text()
     assert "| 0.9000 |" in text and "| 0.9700 |" in text and "| 0.9500 |" in text
     assert json.loads((tmp_path / "dbn.json").read_text())["result"] == row
+
+
+def test_trust_benchmark_tables():
+    from benchmarks import trust
+    from vizkit.metrics import RandomizationResult
+
+    assert callable(trust.main) and trust.METHODS_COMPARED == ("vanilla", "guided")
+    spearman = np.array([[0.9, 0.7], [0.1, 0.3]], np.float32)
+    result = RandomizationResult("vanilla", ("out", "conv"), True, {"spearman": spearman})
+    rows = trust.layer_rows({"vanilla": result})
+    assert rows == [
+        {"randomised": "top .. out", "vanilla": "0.800 ± 0.100"},
+        {"randomised": "top .. conv", "vanilla": "0.200 ± 0.100"},
+    ]
+    single = RandomizationResult("vanilla", ("out", "conv"), False, {"spearman": spearman})
+    assert trust.layer_rows({"vanilla": single})[1]["randomised"] == "conv"
+    assert trust._table(rows).splitlines()[:2] == ["| randomised | vanilla |", "|---|---|"]

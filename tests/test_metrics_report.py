@@ -157,7 +157,7 @@ def test_trust_report_files(card, tmp_path):
         "trust_layers.png",
     ]
     assert all(p.read_bytes().startswith(PNG) for _, p in figures)
-    with pytest.raises(FileExistsError, match="already holds trust_curves.png"):
+    with pytest.raises(FileExistsError, match=r"already holds trust_curves\.png"):
         write_trust_report(table, tmp_path)
     index = write_trust_report(table, tmp_path, overwrite=True)
     assert json.loads((tmp_path / "trust.json").read_text())["metrics"] == list(METRICS)

@@ -21,8 +21,8 @@ import importlib
 
 _EXPORTS = {
     "completeness": "axioms",
-    "complexity": "complexity",
-    "sparseness": "complexity",
+    "complexity": "map_statistics",
+    "sparseness": "map_statistics",
     "deletion": "perturbation",
     "insertion": "perturbation",
     "mufidelity": "perturbation",
@@ -35,11 +35,11 @@ _EXPORTS = {
     "write_trust_figures": "report_card",
     "write_trust_report": "report_card",
     "sensitivity": "robustness",
-    "MEASURES": "similarity",
-    "hog_similarity": "similarity",
-    "similarity": "similarity",
-    "spearman": "similarity",
-    "ssim": "similarity",
+    "MEASURES": "map_similarity",
+    "hog_similarity": "map_similarity",
+    "similarity": "map_similarity",
+    "spearman": "map_similarity",
+    "ssim": "map_similarity",
     "METRICS": "names",
 }
 

@@ -20,7 +20,7 @@ from ..core.graph import ClassScore, Tap, compiled, forward, image_spec
 from ..core.images import to_batch
 from ..core.targets import plan_chunks, prepare
 from .inputs import check_attributions, check_baseline
-from .similarity import pearson_rows
+from .map_similarity import pearson_rows
 
 
 def deletion(

@@ -30,8 +30,7 @@ from ..core.images import to_batch
 from ..core.layers import iter_layers, resolve_layers
 from ..core.targets import num_classes, prepare
 from .inputs import Explainer, explainer
-from .similarity import MEASURES
-from .similarity import similarity as compare
+from .map_similarity import MEASURES, Reference
 
 
 @dataclass(frozen=True)
@@ -197,6 +196,7 @@ def randomization_tests(
     aux = prepare(copy.model, x, targets, batch_size=size).aux
     with _quiet():
         original = {m: e(copy.model, x, aux) for m, e in explainers.items()}
+    references = {m: Reference(maps, measures) for m, maps in original.items()}
     scores = {
         m: {s: np.empty((len(paths), len(x)), np.float32) for s in measures} for m in original
     }
@@ -208,8 +208,8 @@ def randomization_tests(
         with _quiet():
             for m, e in explainers.items():
                 now = e(copy.model, x, aux)
-                for s in measures:
-                    scores[m][s][step] = compare(original[m], now, s)
+                for s, values in references[m].compare(now).items():
+                    scores[m][s][step] = values
                 maps[m].append(now[list(kept)])
         if not cascade:
             copy.restore(path, saved)
@@ -263,8 +263,7 @@ def random_logit_test(
         )
     draw = np.random.default_rng(seed).integers(0, classes - 1, len(x))
     other = (draw + (draw >= aux)).astype(np.int32)
-    a, b = explain(model, x, aux), explain(model, x, other)
-    values = {s: compare(a, b, s) for s in measures}
+    values = Reference(explain(model, x, aux), measures).compare(explain(model, x, other))
     return values[measures[0]] if isinstance(similarity, str) and similarity != "all" else values
 
 

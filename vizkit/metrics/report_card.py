@@ -27,8 +27,8 @@ from ..core.graph import check_batch_size
 from ..core.images import to_batch
 from ..core.jsonutil import jsonable
 from ..core.targets import prepare
-from .complexity import complexity, sparseness
 from .inputs import Explainer, explainer
+from .map_statistics import complexity, sparseness
 from .names import DEFAULT_METHODS, DEFAULT_METRICS, HIGHER_IS_BETTER, LABELS, METRICS
 from .perturbation import deletion, insertion, mufidelity
 from .randomization import RandomizationResult, random_logit_test, randomization_tests
