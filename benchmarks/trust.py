@@ -144,8 +144,8 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes; writes results/quick/")
-    parser.add_argument("--epochs", type=int, default=2, help="LeNet-5 training epochs")
-    parser.add_argument("--max-train", type=int, default=20000, help="training digits")
+    parser.add_argument("--epochs", type=int, default=3, help="LeNet-5 training epochs")
+    parser.add_argument("--max-train", type=int, default=30000, help="training digits")
     parser.add_argument("--images", type=int, default=64, help="test digits evaluated")
     parser.add_argument("--skip-speed", action="store_true", help="only the reproduction")
     parser.add_argument("--skip-reproduction", action="store_true", help="only the timing")
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     out = RESULTS / "quick" if quick else RESULTS
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.trust" + (" --quick" if quick else "")
-    if not quick and (args.epochs, args.max_train, args.images) != (2, 20000, 64):
+    if not quick and (args.epochs, args.max_train, args.images) != (3, 30000, 64):
         command += f" --epochs {args.epochs} --max-train {args.max_train} --images {args.images}"
     start, load_start = time.time(), load_average()
     record: dict = {"meta": {"command": command, "machine": machine(), "load": load_start}}
@@ -226,12 +226,24 @@ def _reproduction(epochs, max_train, n, out, record) -> list[str]:
         plot_randomization(strip, images[0]), out / "trust_randomization.png", overwrite=True
     )
     save_figure(plot_layer_similarity(cascade), out / "trust_layers.png", overwrite=True)
-    final = {m: float(np.nanmean(r.final("spearman"))) for m, r in cascade.items()}
-    verdict = (
-        "reproduced"
-        if final["vanilla"] < 0.5 <= final["guided"]
-        else "NOT reproduced (see the numbers)"
+    mean = {
+        (m, s): np.nanmean(r.similarity[s], axis=1)
+        for m, r in cascade.items()
+        for s in ("spearman", "ssim")
+    }
+    final = {key: float(v[-1]) for key, v in mean.items()}
+    # The paper's claim, made testable: guided backpropagation stays more similar to the
+    # original than vanilla gradients at every step, clearly so once every layer is random.
+    held = all(
+        np.all(mean[("guided", s)] > mean[("vanilla", s)])
+        and final[("guided", s)] - final[("vanilla", s)] >= 0.1
+        for s in ("spearman", "ssim")
     )
+    verdict = "reproduced" if held else "NOT reproduced (see the numbers)"
+    record["finding"] = {
+        "verdict": verdict,
+        "final": {f"{m} {s}": v for (m, s), v in final.items()},
+    }
     table = vizkit.evaluate(model, images, metrics=METRICS, progress=False)
     figures = write_trust_figures(table, out / "trust_report")
     record["report_card"] = table.to_dict()
@@ -244,11 +256,19 @@ def _reproduction(epochs, max_train, n, out, record) -> list[str]:
         f"accuracy {trained.test_accuracy:.4f} ({data.source}). {n} test digits, each explained "
         "for its predicted class; layers re-initialised with their own initialisers (seed 0).",
         "",
-        f"**Finding: {verdict}.** With every layer randomised (cascade), the Spearman rank "
-        f"correlation of the absolute maps with the trained model's is "
-        f"{final['vanilla']:.3f} for vanilla gradients and {final['guided']:.3f} for guided "
-        "backpropagation (Adebayo et al.: vanilla decorrelates, guided backpropagation stays "
-        "similar to the original).",
+        f"**Finding: {verdict}.** Adebayo et al.: under cascading randomisation the "
+        "vanilla-gradient map decorrelates from the trained model's, guided backpropagation "
+        "stays similar. Criterion used here: guided's mean similarity is above vanilla's at "
+        "every step, by at least 0.1 once every layer is random, in Spearman and in SSIM. With "
+        "every layer random: Spearman of the absolute maps "
+        f"{final[('vanilla', 'spearman')]:.3f} (vanilla) vs {final[('guided', 'spearman')]:.3f} "
+        f"(guided); SSIM {final[('vanilla', 'ssim')]:.3f} vs {final[('guided', 'ssim')]:.3f}.",
+        "",
+        "Gradient x input and integrated gradients (black baseline) stay near 1 in Spearman for a "
+        "reason of the data, not the model: an MNIST digit is black (0) outside its strokes, so "
+        "their maps are 0 there for any weights and the rank order is dominated by the digit's "
+        "support; occlusion with a black patch is likewise 0 on the background (Adebayo et al. "
+        "make the same point about gradient x input).",
         "",
         "### Cascading randomisation, vanilla vs guided (Spearman of |maps|, mean ± std)",
         "",

@@ -412,3 +412,15 @@ def test_bad_mufidelity_and_completeness_arguments(setup):
         deletion(model, x, np.full(x.shape, np.inf))
     with pytest.raises(ValueError, match=r"shape \(N, H, W\) or \(N, H, W, C\)"):
         sparseness(np.ones(4))
+
+
+def test_average_ranks_match_scipy():
+    from scipy.stats import rankdata
+
+    from vizkit.metrics.map_similarity import average_ranks
+
+    rng = np.random.default_rng(9)
+    rows = np.round(rng.normal(size=(6, 57)), 1)  # many ties
+    rows[0] = 0.0  # one run over a whole row
+    for values in (rows, rows.astype(np.float32), rng.normal(size=(2, 5))):
+        np.testing.assert_array_equal(average_ranks(values), rankdata(values, axis=1))

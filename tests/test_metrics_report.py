@@ -214,3 +214,25 @@ def test_evaluate_command(tmp_path, capsys):
     assert "pass overwrite=True (--overwrite)" in capsys.readouterr().err
     assert main([str(a) for a in [*argv[:-1], "--baseline", "grey", "--quiet"]]) == 1
     assert "--baseline must be a number or 'blur', got 'grey'" in capsys.readouterr().err
+
+
+def test_a_sane_method_no_better_than_chance_is_not_recommended():
+    table = made_table(
+        {"vanilla": 0.1, "gradcam": 0.2},
+        {"vanilla": 0.3, "gradcam": 0.6},
+        {"vanilla": 0.7, "gradcam": 0.4},
+    )
+    table.reference = {
+        "deletion": np.array([0.5, 0.5], np.float32),
+        "insertion": np.array([0.5, 0.5], np.float32),
+    }
+    assert table.no_better_than_chance("gradcam") == ["deletion", "insertion"]
+    assert table.no_better_than_chance("vanilla") == []
+    assert table.recommended() == "vanilla"
+    table.values["vanilla"]["randomization"][:] = 0.9  # now vanilla fails the sanity check
+    assert table.recommended() is None
+    assert table.verdict()[-1] == (
+        "No method both passes every sanity check computed and beats a random pixel order on "
+        "deletion, insertion (gradcam pass the checks but are no more faithful than chance): "
+        "trust none of these maps for this model."
+    )

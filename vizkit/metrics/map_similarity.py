@@ -13,7 +13,6 @@ of NaN.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
@@ -110,7 +109,7 @@ class Reference:
     def _view(maps: np.ndarray, measure: str):
         if measure == "spearman":
             magnitude = np.abs(maps).reshape(len(maps), -1)
-            return rankdata(magnitude, axis=1), _flat(magnitude)
+            return average_ranks(magnitude), _flat(magnitude)
         normalised = normalize_map(np.abs(maps), channels=None).astype(np.float64)
         if measure == "ssim":
             _ssim_window(maps.shape[1:])
@@ -121,6 +120,26 @@ class Reference:
         options = {"orientations": 9, "pixels_per_cell": (cell, cell), "cells_per_block": (3, 3)}
         features = np.stack([hog(m, **options) for m in normalised])
         return features, _flat(features)
+
+
+def average_ranks(rows) -> np.ndarray:
+    """Ranks (1 = smallest) within each row, ties sharing their average rank (float64).
+
+    The same as ``scipy.stats.rankdata(rows, axis=1)``, a little faster (float32 rows, what the
+    explanation methods return, are sorted as float32: about twice as fast as float64).
+    """
+    rows = np.asarray(rows)
+    n, m = rows.shape
+    order = np.argsort(rows, axis=1)
+    ordered = np.take_along_axis(rows, order, axis=1)
+    first = np.ones((n, m), bool)  # where a run of equal values starts
+    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=first[:, 1:])
+    starts = np.flatnonzero(first)  # runs in the flattened array, row by row
+    lengths = np.diff(np.append(starts, n * m))
+    average = starts % m + (lengths + 1) / 2  # 1-based average rank of each run
+    ranks = np.empty((n, m))
+    np.put_along_axis(ranks, order, average[np.cumsum(first.ravel()) - 1].reshape(n, m), axis=1)
+    return ranks
 
 
 def pearson_rows(a, b) -> np.ndarray:
@@ -139,7 +158,9 @@ def pearson_rows(a, b) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------
 def _maps(maps) -> np.ndarray:
-    arr = np.nan_to_num(np.asarray(maps, np.float64))
+    arr = np.asarray(maps)
+    # float32 maps stay float32 (sorting them is twice as fast); anything else becomes float64.
+    arr = np.nan_to_num(arr.astype(np.float32 if arr.dtype == np.float32 else np.float64))
     if arr.ndim != 3:
         raise ValueError(f"maps must be (N, H, W) arrays, got shape {arr.shape}")
     return arr

@@ -85,7 +85,10 @@ def deletion(
         For attributions whose shape does not match the images, ``steps < 1``, a baseline of the
         wrong shape, or a bad target.
     """
-    return _area("deletion", **locals())
+    return _area(
+        "deletion", model, images, attributions, targets, steps, baseline, blur_sigma,
+        return_curve, batch_size, preprocess,
+    )  # fmt: skip
 
 
 def insertion(
@@ -109,7 +112,10 @@ def insertion(
     baseline (column 0 of the curve is the baseline alone, the last column the whole image).
     Higher is better. Parameters, returns and errors are those of :func:`deletion`.
     """
-    return _area("insertion", **locals())
+    return _area(
+        "insertion", model, images, attributions, targets, steps, baseline, blur_sigma,
+        return_curve, batch_size, preprocess,
+    )  # fmt: skip
 
 
 def mufidelity(
@@ -217,7 +223,6 @@ def curve_area(curves: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 def _area(
     mode,
-    *,
     model,
     images,
     attributions,

@@ -123,18 +123,37 @@ class TrustTable:
         }
 
     def recommended(self) -> str | None:
-        """The method to trust first: among those that pass every sanity check computed, the
-        best mean rank over the faithfulness metrics computed (None if there is none)."""
+        """The method to trust first, or None.
+
+        Candidates pass every sanity check computed and, where the random reference was
+        scored, beat a random pixel order on every faithfulness metric computed; among them,
+        the best mean rank over those faithfulness metrics wins.
+        """
         faith = [k for k in FAITHFULNESS if k in self.metrics]
         if not faith:
             return None
+        ranks = self._ranks(faith)
+        candidates = [m for m in self.sane() if m in ranks and not self.no_better_than_chance(m)]
+        return min(candidates, key=lambda m: ranks[m]) if candidates else None
+
+    def sane(self) -> list[str]:
+        """Methods that pass every sanity check computed (all methods if none was)."""
         sane = set(self.methods)
         for check in SANITY:
             if check in self.metrics:
                 sane &= {m for m, ok in self.passes(check).items() if ok}
-        ranks = self._ranks(faith)
-        candidates = [m for m in self.methods if m in sane and m in ranks]
-        return min(candidates, key=lambda m: ranks[m]) if candidates else None
+        return [m for m in self.methods if m in sane]
+
+    def no_better_than_chance(self, method: str) -> list[str]:
+        """Faithfulness metrics on which ``method`` does not beat the random pixel order."""
+        out = []
+        for k in FAITHFULNESS:
+            if k in self.reference and k in self.values[method]:
+                mine, chance = self.mean(method, k), _nan_stat(np.nanmean, self.reference[k])
+                better = mine > chance if HIGHER_IS_BETTER[k] else mine < chance  # NaN: False
+                if not better:
+                    out.append(k)
+        return out
 
     def verdict(self) -> list[str]:
         """Plainly worded conclusions, one sentence per line."""
@@ -178,24 +197,33 @@ class TrustTable:
             )
             if metric in self.reference:
                 ref = _nan_stat(np.nanmean, self.reference[metric])
-                worse = [
-                    m
-                    for m in self.methods
-                    if (self.mean(m, metric) < ref) == HIGHER_IS_BETTER[metric]
-                    and not math.isnan(self.mean(m, metric))
-                ]
                 line += f"; a random pixel order scores {ref:.3g}"
+                worse = [m for m in self.methods if metric in self.no_better_than_chance(m)]
                 if worse:
                     line += f", and {', '.join(worse)} do no better than that"
             lines.append(line + ".")
+        faith = ", ".join(LABELS[k] for k in FAITHFULNESS if k in self.metrics)
         pick = self.recommended()
         if pick is not None:
+            beats = " and beats a random pixel order" if self.reference else ""
             lines.append(
-                f"Trust first: {pick} (passes the sanity checks computed and ranks best on "
-                f"{', '.join(LABELS[k] for k in FAITHFULNESS if k in self.metrics)})."
+                f"Trust first: {pick} (passes the sanity checks computed{beats}; best mean "
+                f"rank on {faith})."
             )
-        elif any(k in self.metrics for k in FAITHFULNESS):
-            lines.append("No method passes every sanity check computed: trust none of the maps.")
+        elif faith and not self.reference:
+            lines.append("No method passes every sanity check computed: trust none of these maps.")
+        elif faith:
+            sane = self.sane()
+            lines.append(
+                "No method both passes every sanity check computed and beats a random pixel "
+                f"order on {faith}"
+                + (
+                    f" ({', '.join(sane)} pass the checks but are no more faithful than chance)"
+                    if sane
+                    else ""
+                )
+                + ": trust none of these maps for this model."
+            )
         return lines
 
     def strip(self) -> dict[str, tuple[list[str], np.ndarray]]:

@@ -77,25 +77,22 @@ def sensitivity(
     explain = explainer(method, options)
     x = to_batch(images, model)
     aux = prepare(model, x, targets, batch_size=size).aux
-    original = np.nan_to_num(explain(model, x, aux).astype(np.float64))
-    norms = np.sqrt((original**2).sum(axis=(1, 2)))
+    original = np.nan_to_num(explain(model, x, aux).astype(np.float64)).reshape(len(x), -1)
+    norms = np.sqrt((original**2).sum(axis=1))
     root = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
     worst = np.zeros(len(x))
     group = max(1, CHUNKS_PER_CALL * size // samples)
     for start in range(0, len(x), group):
         idx = np.arange(start, min(start + group, len(x)))
-        noise = np.stack(
-            [
-                np.random.default_rng([root, int(i)]).uniform(
-                    -radius, radius, (samples, *x.shape[1:])
-                )
-                for i in idx
-            ]
-        ).astype(np.float32)
-        noisy = (x[idx, None] + noise).reshape(-1, *x.shape[1:])
-        maps = np.nan_to_num(explain(model, noisy, np.repeat(aux[idx], samples)))
-        maps = maps.reshape(len(idx), samples, *x.shape[1:3]).astype(np.float64)
-        change = np.sqrt(((maps - original[idx, None]) ** 2).sum(axis=(2, 3))).max(axis=1)
+        noisy = np.empty((len(idx), samples, *x.shape[1:]), np.float32)
+        for row, i in enumerate(idx):
+            # Noise of image i depends on (seed, i) only, not on the grouping.
+            np.random.default_rng([root, int(i)]).random(out=noisy[row], dtype=np.float32)
+        noisy *= 2 * radius
+        noisy += x[idx, None] - radius
+        maps = explain(model, noisy.reshape(-1, *x.shape[1:]), np.repeat(aux[idx], samples))
+        maps = np.nan_to_num(maps).reshape(len(idx), samples, -1)
+        change = np.sqrt(((maps - original[idx, None]) ** 2).sum(axis=2)).max(axis=1)
         worst[idx] = change
     with np.errstate(invalid="ignore", divide="ignore"):
         relative = np.where(norms > 0, worst / norms, np.where(worst > 0, np.inf, 0.0))
