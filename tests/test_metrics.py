@@ -4,7 +4,7 @@ float64 NumPy reference for deletion / insertion."""
 import keras
 import numpy as np
 import pytest
-from helpers import small_cnn
+from helpers import counted_cnn, linear_model
 from scipy.ndimage import gaussian_filter
 from scipy.stats import spearmanr
 
@@ -72,16 +72,6 @@ def reference_curve(x, maps, baseline, target, steps, weights, insert=False):
     return ((out[:, :-1] + out[:, 1:]) / 2).mean(axis=1), out
 
 
-def linear_model(weights):
-    """``score_k = sum(w[..., k] * x)``: no bias, no softmax; gradient x input is exact."""
-    weights = np.asarray(weights, np.float32)
-    inp = keras.Input(weights.shape[:3])
-    dense = keras.layers.Dense(weights.shape[3], use_bias=False)
-    model = keras.Model(inp, dense(keras.layers.Flatten()(inp)), name="linear")
-    dense.set_weights([weights.reshape(-1, weights.shape[3])])
-    return model
-
-
 def quadrant_model(side=8):
     """Reads only the top-left quadrant: class 0 = mean of it, class 1 = 0."""
     inp = keras.Input((side, side, 1))
@@ -92,26 +82,6 @@ def quadrant_model(side=8):
     kernel[:, 0] = 1.0 / (side // 2) ** 2
     dense.set_weights([kernel])
     return model
-
-
-class Count(keras.layers.Layer):
-    """Identity that counts its calls and the images it sees (at run time, inside graphs)."""
-
-    def build(self, shape):
-        self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False, name="calls")
-        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="seen")
-
-    def call(self, x):
-        self.calls.assign_add(1.0)
-        self.seen.assign_add(keras.ops.cast(keras.ops.shape(x)[0], "float32"))
-        return x
-
-
-def counted_cnn(shape=(12, 12, 1)):
-    inp = keras.Input(shape)
-    count = Count(name="count")
-    inner = small_cnn(shape)
-    return keras.Model(inp, inner(count(inp)), name="counted"), count
 
 
 @pytest.fixture(scope="module")

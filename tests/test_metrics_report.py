@@ -190,6 +190,10 @@ def test_bad_report_card_arguments():
         evaluate(model, x, methods=["vanilla"], method_options={"occlusion": {}})
     with pytest.raises(ValueError, match=r"strip_image must be in \[0, 2\), got 3"):
         evaluate(model, x, methods=["vanilla"], strip_image=3)
+    with pytest.raises(ValueError, match="steps must be a positive int, got 0"):
+        evaluate(model, x, methods=["vanilla"], steps=0)
+    with pytest.raises(ValueError, match="baseline must be a number, 'blur'"):
+        evaluate(model, x, methods=["vanilla"], baseline=np.zeros((5, 5)))
 
 
 @pytest.mark.slow

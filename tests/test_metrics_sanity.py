@@ -4,8 +4,14 @@ the random-logit test and max-sensitivity, on models whose answers are known."""
 import keras
 import numpy as np
 import pytest
-from helpers import nested_cnn, random_images, sequential_cnn, small_cnn
-from test_metrics import counted_cnn, linear_model
+from helpers import (
+    counted_cnn,
+    linear_model,
+    nested_cnn,
+    random_images,
+    sequential_cnn,
+    small_cnn,
+)
 
 import vizkit
 from vizkit.metrics import random_logit_test, randomization_test, randomization_tests, sensitivity

@@ -22,12 +22,13 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..core.checks import positive_int, positive_number
 from ..core.files import atomic_write, ensure_writable
 from ..core.graph import check_batch_size
 from ..core.images import to_batch
 from ..core.jsonutil import jsonable
 from ..core.targets import prepare
-from .inputs import Explainer, explainer
+from .inputs import Explainer, check_baseline, explainer
 from .map_statistics import complexity, sparseness
 from .names import DEFAULT_METHODS, DEFAULT_METRICS, HIGHER_IS_BETTER, LABELS, METRICS
 from .perturbation import deletion, insertion, mufidelity
@@ -82,6 +83,9 @@ class TrustTable:
         ``(H, W, C)``: the image of the randomisation strip.
     settings : dict
         How the table was made (images, targets, steps, baseline, seed, ...).
+    threshold : float
+        A method fails a sanity check when its mean similarity is at or above this (0.5 by
+        default: a convention of this report, not a published cut-off).
     """
 
     methods: tuple[str, ...]
@@ -93,6 +97,7 @@ class TrustTable:
     reference_curves: dict[str, np.ndarray] = field(default_factory=dict)
     image: np.ndarray | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    threshold: float = SANITY_THRESHOLD
 
     def mean(self, method: str, metric: str) -> float:
         """Mean over images (NaN values, e.g. an all-zero map's Gini index, left out)."""
@@ -113,11 +118,11 @@ class TrustTable:
 
     def passes(self, metric: str) -> dict[str, bool]:
         """For a sanity check (``"randomization"``, ``"random_logit"``): method -> whether its
-        mean similarity is below :data:`SANITY_THRESHOLD`."""
+        mean similarity is below :attr:`threshold`."""
         if metric not in SANITY:
             raise ValueError(f"metric must be one of {SANITY}, got {metric!r}")
         return {
-            m: bool(self.mean(m, metric) < SANITY_THRESHOLD)
+            m: bool(self.mean(m, metric) < self.threshold)
             for m in self.methods
             if metric in self.values[m]
         }
@@ -179,12 +184,12 @@ class TrustTable:
             if good:
                 lines.append(
                     f"{name}: passed by {_listing(good, self, check)}; {what} "
-                    f"(similarity < {SANITY_THRESHOLD})."
+                    f"(similarity < {self.threshold:g})."
                 )
             if bad:
                 lines.append(
                     f"{name}: FAILED by {_listing(bad, self, check)}; {failing} "
-                    f"(similarity >= {SANITY_THRESHOLD}). Do not read these maps as what the "
+                    f"(similarity >= {self.threshold:g}). Do not read these maps as what the "
                     "model uses."
                 )
         for metric in (k for k in FAITHFULNESS if k in self.metrics):
@@ -251,6 +256,7 @@ class TrustTable:
             "methods": list(self.methods),
             "metrics": list(self.metrics),
             "higher_is_better": {k: HIGHER_IS_BETTER[k] for k in self.metrics},
+            "sanity_threshold": self.threshold,
             "spread": SPREAD,
             "settings": self.settings,
             "table": {
@@ -356,6 +362,7 @@ def evaluate(
     seed: int = 0,
     strip_image: int = 0,
     reference: bool = True,
+    sanity_threshold: float = SANITY_THRESHOLD,
     method_options: Mapping[str, Mapping[str, Any]] | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
@@ -388,6 +395,9 @@ def evaluate(
         Image whose maps are kept for the randomisation strip.
     reference : bool
         Also score a random pixel order on deletion, insertion and muFidelity.
+    sanity_threshold : float
+        Mean similarity at or above which a method fails the randomisation and random-logit
+        checks in the verdict (our convention; the similarities themselves are in the table).
     method_options : dict or None
         Per method name, options for :func:`vizkit.explain` (e.g. ``{"occlusion": {"patch":
         4}}``). Integrated gradients' completeness warning is off unless asked for.
@@ -414,6 +424,11 @@ def evaluate(
         raise ValueError(f"strip_image must be an image index, got {strip_image!r}")
     if not 0 <= strip_image < len(x):
         raise ValueError(f"strip_image must be in [0, {len(x)}), got {strip_image}")
+    # Fail before any map is computed.
+    steps = positive_int(steps, "steps")
+    samples = positive_int(samples, "samples", minimum=2)
+    sanity_threshold = positive_number(sanity_threshold, "sanity_threshold")
+    check_baseline(baseline, x)
     aux = prepare(model, x, targets, batch_size=size).aux
     common = {"batch_size": size}
     curve = {"steps": steps, "baseline": baseline, "return_curve": True, **common}
@@ -467,6 +482,7 @@ def evaluate(
         reference=ref,
         reference_curves=ref_curves,
         image=x[strip_image].copy(),
+        threshold=sanity_threshold,
         settings={
             "model": model.name,
             "images": len(x),
