@@ -169,7 +169,7 @@ def test_trust_report_files(card, tmp_path):
 
 def test_html_escapes_what_comes_from_the_model(card):
     _, _, table = card
-    from vizkit.metrics.report_card import trust_html
+    from vizkit.metrics.report_files import trust_html
 
     evil = TrustTable(
         table.methods, table.metrics, table.values, settings={"model": "<img onerror=x>"}

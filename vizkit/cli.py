@@ -448,7 +448,8 @@ def _configure_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .metrics.report_card import evaluate, write_trust_report
+    from .metrics.report_card import evaluate
+    from .metrics.report_files import write_trust_report
 
     model = _load_model(args.model, unsafe=args.unsafe)
     images = _read_images(args, model, required=True)
