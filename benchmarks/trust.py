@@ -39,11 +39,13 @@ What limits these ratios:
   fills the chosen pixels differs), so the gap between their ratios is the measurement noise of
   this shared machine (2 cores, other jobs running); single runs of the same task ranged over
   +-30 %, hence the repeated runs and the median.
-* **Deletion / insertion** (cProfile, 32 images): about 83 % of the time is inside the compiled
-  TensorFlow calls (the model passes, plus building the masked copies in the graph, about 8 %
-  of a pass on this tiny model), the rest is the stable per-image ranking of the 4096 pixels
-  (one argsort, about 11 ms) and the Python glue of 17 calls. muFidelity, with full chunks of
-  copies, shows the per-call cost shrinking.
+* **Deletion / insertion / muFidelity**: the masked copies of a chunk are made by one NumPy
+  select and scored in one compiled call. Building them inside the compiled call instead
+  (broadcast compare and select) measured 1.34-1.38x the limit against 1.17-1.20x for the
+  select (alternating A/B, deletion, 32 images), so the select stays. The rest of the
+  overhead is the stable per-image ranking of the 4096 pixels (one argsort, about 7 ms, 5 % of
+  the limit) and the per-call cost of 17 calls of 22 copies (with `batch_size=64`, 7 calls:
+  about 0.1 lower).
 * **Randomisation**: besides the passes, every new map is ranked for the Spearman correlation;
   that runs in a worker thread while the next maps are computed (before: 1.5-1.9x the limit).
   Re-initialising a layer assigns cached seeded draws (drawn once per seed).
