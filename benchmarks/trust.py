@@ -262,7 +262,6 @@ def _reproduction(epochs, max_train, n, out, record) -> list[str]:
     import vizkit
     from vizkit.metrics import write_trust_figures
     from vizkit.metrics.names import METRICS
-    from vizkit.plot import plot_layer_similarity, plot_randomization, save_figure
 
     data = models.load_dataset("mnist")
     trained = models.train(
@@ -282,11 +281,6 @@ def _reproduction(epochs, max_train, n, out, record) -> list[str]:
     record["randomization"] = {
         mode: {m: r.to_dict() for m, r in res.items()} for mode, res in results.items()
     }
-    strip = {m: (["original", *r.layers], r.maps[:, 0]) for m, r in cascade.items()}
-    save_figure(
-        plot_randomization(strip, images[0]), out / "trust_randomization.png", overwrite=True
-    )
-    save_figure(plot_layer_similarity(cascade), out / "trust_layers.png", overwrite=True)
     mean = {
         (m, s): np.nanmean(r.similarity[s], axis=1)
         for m, r in cascade.items()
@@ -360,8 +354,9 @@ def _reproduction(epochs, max_train, n, out, record) -> list[str]:
         "",
         _table(layer_rows(single)),
         "",
-        "Figures: [randomisation strip](trust_randomization.png), "
-        "[similarity per layer](trust_layers.png).",
+        "Figures (from the report card below, same digits and seed): [randomisation strip]"
+        "(trust_report/trust_randomization.png), [similarity per layer]"
+        "(trust_report/trust_layers.png).",
         "",
         f"### The report card (`vizkit.evaluate`, every metric, {n} test digits)",
         "",
