@@ -162,3 +162,18 @@ def test_scale_plan_names_the_slowest_stage():
     assert slow_gpu[1]["saliency bound by"] == "writing"  # 64 GPUs outrun one disk
     # Hours are images x seconds per image: one GPU at 100 images/s takes 1.28M / 100 s.
     assert slow_gpu[0]["top-k, 3 layers: hours"] == pytest.approx(scale.IMAGENET / 100 / 3600)
+def test_trust_benchmark_tables():
+    from benchmarks import trust
+    from vizkit.metrics import RandomizationResult
+
+    assert callable(trust.main) and trust.METHODS_COMPARED == ("vanilla", "guided")
+    spearman = np.array([[0.9, 0.7], [0.1, 0.3]], np.float32)
+    result = RandomizationResult("vanilla", ("out", "conv"), True, {"spearman": spearman})
+    rows = trust.layer_rows({"vanilla": result})
+    assert rows == [
+        {"randomised": "top .. out", "vanilla": "0.800 ± 0.100"},
+        {"randomised": "top .. conv", "vanilla": "0.200 ± 0.100"},
+    ]
+    single = RandomizationResult("vanilla", ("out", "conv"), False, {"spearman": spearman})
+    assert trust.layer_rows({"vanilla": single})[1]["randomised"] == "conv"
+    assert trust._table(rows).splitlines()[:2] == ["| randomised | vanilla |", "|---|---|"]

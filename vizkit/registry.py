@@ -321,6 +321,8 @@ EXTRAS: dict[str, str] = {
     "show": "vizkit.plot.show:show",
     "map_to_disk": "vizkit.engines.maps:map_to_disk",
     "load_maps": "vizkit.engines.maps:load_maps",
+    "evaluate": "vizkit.metrics.report_card:evaluate",
+    "TrustTable": "vizkit.metrics.report_card:TrustTable",
 }
 
 

@@ -169,7 +169,9 @@ def occlusion(ctx: Context, layer: str | None, *, patch=None, stride=None, **opt
     side = min(ctx.images.shape[1:3])
     patch = patch if patch is not None else max(2, side // 7)
     stride = stride if stride is not None else max(1, patch // 2)
-    return occlusion_method(ctx.model, ctx.images, ctx.targets, patch=patch, stride=stride, **options)
+    return occlusion_method(
+        ctx.model, ctx.images, ctx.targets, patch=patch, stride=stride, **options
+    )
 
 
 def maximize(ctx: Context, layer: str, *, units=None, first=None, **options):
@@ -178,7 +180,9 @@ def maximize(ctx: Context, layer: str, *, units=None, first=None, **options):
 
 
 def deepdream(ctx: Context, layer: str, **options):
-    return np.stack([deepdream_method(ctx.model, image, [layer], **options) for image in ctx.images])
+    return np.stack(
+        [deepdream_method(ctx.model, image, [layer], **options) for image in ctx.images]
+    )
 
 
 def top_activating(ctx: Context, layer: str, *, units=None, first=None, k=9, **options):
