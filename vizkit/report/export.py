@@ -1,35 +1,74 @@
-"""Batch export: figure grids for every method x layer x image, a manifest and an HTML index."""
+"""Batch export: every method x layer x image as files, a manifest and a paginated HTML report.
+
+How a run goes (:func:`export`):
+
+1. Arguments, layers and targets are checked and every model is planned: which method runs on
+   which layers, under which file names (before anything is written).
+2. The images are streamed (:func:`vizkit.core.sources.open_source`: arrays, folders of image
+   files, file lists, iterators of batches, ``tf.data``), :data:`CHUNK` at a time. For each
+   chunk the main thread predicts the classes (captions, targets) and computes every per-image
+   method on the images whose figures are not on disk yet; a small worker pool
+   (:class:`vizkit.report.pipeline.Pipeline`) draws and writes the figures of that chunk while
+   the next one is computed. Memory is bounded by a few chunks, whatever the dataset size.
+3. Per-layer methods (filters, activation maximisation, top-activating images over the whole
+   dataset) and the diagnosis run after the stream.
+4. Figures of an earlier export that this one replaces are removed, the manifest is compacted
+   and the HTML pages are written (:mod:`vizkit.report.html`).
+
+Pictures are raster images by default (:mod:`vizkit.render.raster`: NumPy/OpenCV pixels, the
+text in the captions); ``style="matplotlib"`` draws :mod:`vizkit.plot` figures instead, and
+PDF/SVG files are always matplotlib figures.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..core.files import atomic_write, contained, ensure_writable, safe_name
-from ..core.graph import Tap
+from ..core.batches import file_fit
+from ..core.checks import choice, flag, positive_int
+from ..core.files import UniqueNames, contained, ensure_writable
 from ..core.images import to_batch
 from ..core.layers import iter_layers, layer_paths, resolve_layers
-from ..core.targets import resolve_targets
+from ..core.sources import open_source
 from ..methods.diagnose import diagnose
-from ..plot.renderers import render, to_bytes
 from ..registry import METHODS, check_methods
-from ..render.encode import png_thumbnail
+from ..render.raster import Picture
+from ..render.raster import render as render_picture
+from ..render.tasks import STYLES, DrawTask, ImageTask
+from . import captions
 from .compute import Context, call, default_layers, spatial_conv_paths, suitable_layers, suits
-from .html import INDEX_NAME, write_index
+from .html import INDEX_NAME, PAGE_SIZE, write_report
+from .inputs import (
+    image_sha1,
+    is_classifier,
+    predictions,
+    resolve_labels,
+    resolve_preprocess,
+    true_label,
+)
 from .manifest import Entry, Manifest, normalize
+from .pipeline import Pipeline
 
 DEFAULT_METHODS = ("filters", "feature_maps", "gradcam", "saliency", "occlusion")
 FORMATS = ("png", "pdf", "svg")
-MODEL_LEVEL = "_model"
-CHUNK = 16  # images computed together by a per-image method  # folder of whole-model (input attribution) figures
+MODEL_LEVEL = "_model"  # folder of whole-model (input attribution) figures
+INPUT_FOLDER = "_input"  # folder of the input images shown in the per-image view
+CHUNK = 32  # images computed together by the per-image methods
+SAMPLE = 1024  # images kept from a one-shot stream for top-activating images and diagnosis
+# Folder names a model slug may not take (they hold the report's own files).
+RESERVED = ("thumbs", "pages", "manifest.json", "manifest.journal", INDEX_NAME)
+# The option that names a method's variant in file names and titles (saliency-smoothgrad).
+VARIANTS = {"saliency": "method", "gradcam": "plus_plus"}
 
 
 def export(
@@ -49,56 +88,90 @@ def export(
     diagnose: bool = True,
     dpi: int = 100,
     thumbnail_size: int = 200,
+    style: str = "raster",
+    preprocess=None,
+    labels=None,
+    workers: int | None = None,
+    page_size: int = PAGE_SIZE,
 ) -> Path:
-    """Write figure grids for many methods, layers, images and models, plus an HTML index.
+    """Write figures for many methods, layers, images and models, plus a paginated HTML report.
 
-    Layout: ``out_dir/<model>/<layer>/<method>[_imgNNN].<fmt>`` (whole-model methods such as
-    saliency use the layer folder ``_model``), thumbnails under ``out_dir/thumbs/``, a
-    ``manifest.json`` describing every file, and a static ``index.html`` (no network requests)
-    with one section per model and layer and the :func:`vizkit.diagnose` table.
+    Layout: ``out_dir/<model>/<layer>/<image>_<method>[-<variant>].<fmt>`` for per-image
+    figures (``astronaut_saliency-smoothgrad.png``; whole-model methods such as saliency use
+    the layer folder ``_model``; ``<image>`` is the file's name for image files, ``img042``
+    for the 43rd image of an array or stream), ``out_dir/<model>/<layer>/<method>.<fmt>`` for
+    per-layer figures, the input images under ``<model>/_input/``, thumbnails under
+    ``thumbs/``, ``manifest.json``, and a static report: ``index.html`` (per model: the first
+    images with every method's map side by side, the per-layer figures, the diagnosis summary)
+    and ``pages/`` (one page set per model, layer and method, ``page_size`` figures a page,
+    and the per-image view). No scripts, no network requests. Names are readable slugs of the
+    model, layer and image names; a short hash is appended only when two names would share a
+    file (see :class:`vizkit.core.files.UniqueNames`).
 
-    Every file is written atomically and the manifest is updated after each one, so an
-    interrupted export can be rerun: with ``resume=True`` files already written with the same
-    parameters are skipped.
+    The images are streamed: the export never holds the whole dataset, and while the model
+    computes one chunk the figures of the previous one are drawn and written by ``workers``
+    threads (processes for matplotlib figures). Every file is written atomically and recorded
+    in an append-only journal, so an export interrupted at any point (even killed) resumes on
+    a rerun: figures recorded with the same parameters are skipped and not computed again.
+    The report shows exactly what the manifest lists: rerunning a method for a model with fewer
+    images or layers removes the figures it no longer makes.
 
     Parameters
     ----------
     model : keras.Model, dict of str -> keras.Model, or list of keras.Model
         The model(s); a dict gives the names used in the report.
-    images : array-like, shape (N, H, W[, C])
-        Images for the per-image methods (uint8 or float, see :func:`vizkit.core.images.to_batch`).
+    images : array, folder, image files, iterable of batches or tf.data.Dataset
+        Anything :func:`vizkit.core.sources.open_source` reads: an array ``(N, H, W[, C])``
+        (uint8 or float), a folder of image files or a list of image paths (resized to the
+        model input), an iterator of batches ``x`` or ``(x, y)`` (``y``: true labels, shown in
+        captions), or a ``tf.data.Dataset``.
     out_dir : str or Path
         Output folder (created if missing).
     methods : sequence of str or "all"
-        Names from :data:`METHODS`: ``filters``, ``feature_maps``, ``hypercolumns``,
-        ``saliency``, ``gradcam``, ``occlusion``, ``maximize``, ``deepdream``,
-        ``top_activating``.
+        Names from :data:`vizkit.registry.METHODS`: ``filters``, ``feature_maps``,
+        ``hypercolumns``, ``saliency``, ``gradcam``, ``occlusion``, ``maximize``,
+        ``deepdream``, ``top_activating``.
     layers : layer spec, list of specs, "all" or None
         Layers (names, paths or indices) for the per-layer methods, applied to every model;
-        each method keeps those it can handle. ``None`` uses each method's defaults: a few
-        representative layers (the last of each resolution stage, at most eight; the last map
-        larger than 1x1 for Grad-CAM and DeepDream); ``"all"`` every layer a method can draw.
+        each method keeps those it can handle. ``None`` uses each method's defaults (a few
+        representative layers; the last map larger than 1x1 for Grad-CAM and DeepDream);
+        ``"all"`` every layer a method can draw.
     targets : int, list of int, or None
-        Class explained by saliency, Grad-CAM and occlusion (``None``: the predicted class).
+        Class explained by saliency, Grad-CAM and occlusion (``None``: the predicted class; a
+        list needs images whose number is known).
     formats : sequence of {"png", "pdf", "svg"}
-        File formats of every figure (PNG thumbnails are always made for the index).
+        File formats of every figure (PNG thumbnails are always made for the report).
     overwrite : bool
         Replace files that exist but were not recorded with the same parameters. Without it
-        such a file raises ``FileExistsError`` before any work is done.
+        such a file raises ``FileExistsError`` before the work that would replace it.
     resume : bool
-        Skip files recorded in ``manifest.json`` with the same parameters.
+        Skip figures recorded in the manifest with the same parameters.
     progress : bool
-        Show a tqdm progress bar on stderr.
+        Show a progress bar (figures per second and the time left) on stderr.
     model_name : str or None
         Name of a single model in the report (default: ``model.name``).
     method_options : dict or None
         Per-method keyword options, e.g. ``{"saliency": {"method": "smoothgrad"}}``.
     diagnose : bool
-        Add the dead/constant channel table of :func:`vizkit.diagnose` to the index.
+        Add the dead/constant channel summary of :func:`vizkit.diagnose` to the report.
     dpi : int
-        Resolution of the PNG figures.
+        Resolution of matplotlib figures (PDF, SVG, and PNG with ``style="matplotlib"``).
     thumbnail_size : int
         Longest side of the thumbnails in pixels.
+    style : {"raster", "matplotlib"}
+        ``"raster"`` (default): PNG pictures drawn with NumPy/OpenCV, titles, colour scales and
+        value ranges in the captions and the manifest; ``"matplotlib"``: every file a
+        :mod:`vizkit.plot` figure with its title and colour bar (slower).
+    preprocess : None, str or callable
+        Applied to every batch inside the model's graph (the pictures show the images as
+        given): a preset name of :mod:`vizkit.preprocessing` or a function of a float32 batch.
+    labels : None, "imagenet", path or list of str
+        Class names for captions (predicted, explained and true classes).
+    workers : int or None
+        Threads (processes for matplotlib) that draw and write figures; ``None``: up to 4,
+        one per CPU; ``0``: draw in the main thread.
+    page_size : int
+        Figures per HTML page.
 
     Returns
     -------
@@ -108,7 +181,7 @@ def export(
     Raises
     ------
     ValueError, TypeError
-        For unknown methods, formats, layers or options (before any file is written).
+        For unknown methods, formats, layers, styles or options (before any file is written).
     FileExistsError
         For an existing file that would be overwritten without ``overwrite=True``.
     OSError
@@ -118,81 +191,222 @@ def export(
     chosen = check_methods(methods)
     formats = _check_formats(formats)
     options = _check_options(method_options, chosen)
-    for flag, value in (("overwrite", overwrite), ("resume", resume), ("progress", progress)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{flag} must be True or False, got {value!r}")
+    for name, value in (("overwrite", overwrite), ("resume", resume), ("progress", progress)):
+        flag(value, name)
+    flag(diagnose, "diagnose")
+    style = choice(style, "style", STYLES)
+    settings = Settings(
+        formats=formats,
+        style=style,
+        dpi=positive_int(dpi, "dpi"),
+        thumbnail_size=positive_int(thumbnail_size, "thumbnail_size"),
+        page_size=positive_int(page_size, "page_size"),
+        class_names=resolve_labels(labels),
+    )
+    pre_name, pre_fn = resolve_preprocess(preprocess)
+    workers = _check_workers(workers)
+    source = open_source(images, batch_size=CHUNK, **file_fit(next(iter(named.values()))))
+    user_targets = _check_targets(targets, source.count)
     root = ensure_writable(Path(out_dir))
     manifest = Manifest.load(root)
+    slugs = _model_slugs(named, manifest)
     plans = [
-        _plan_model(name, m, images, targets, layers, chosen, options, formats)
+        _plan_model(
+            name, m, slugs[name], user_targets, layers, chosen, options, formats, pre_name, pre_fn
+        )
         for name, m in named.items()
     ]
-    groups = [g for plan in plans for g in plan.groups]
-    todo = _todo(groups, manifest, resume=resume, overwrite=overwrite)
     for plan in plans:
         manifest.models[plan.name] = plan.info
-    manifest.save()
-    writer = Writer(manifest, formats=formats, dpi=dpi, thumbnail_size=thumbnail_size)
-    bar = _progress(sum(len(jobs) for _, jobs in todo), enabled=progress)
+    manifest.settings.update(settings.recorded(), labels=_describe_labels(labels))
+    _check_layer_groups(plans, manifest, resume=resume, overwrite=overwrite)
+    manifest.save()  # compacts a journal left by an interrupted run
+    run = Run(manifest, plans, settings, resume=resume, overwrite=overwrite)
+    run.start(workers, progress, total=_total(plans, source.count))
     try:
-        for group, jobs in todo:
-            # Per-image methods run in chunks: bounded memory, steady progress, and an
-            # interruption loses at most one chunk of work.
-            step = CHUNK if METHODS[group.method].per_image else len(jobs)
-            for start in range(0, len(jobs), step):
-                writer.run(group, jobs[start : start + step])
-                bar.update(len(jobs[start : start + step]))
-    finally:
-        bar.close()
+        run.stream(source, keep=not _reiterable(source, images))
+        data = images if _reiterable(source, images) else run.sample()
+        run.layer_groups(data)
+        run.finish()
+    except BaseException:
+        run.abort()
+        raise
     if diagnose:
         for plan in plans:
-            manifest.diagnosis[plan.name] = _diagnosis(plan)
-        manifest.save()
-    return write_index(manifest)
+            manifest.diagnosis[plan.name] = _diagnosis(plan, data)
+    run.remove_stale()
+    for plan in plans:
+        manifest.models[plan.name]["images"] = run.seen[plan.name]
+    write_report(manifest)  # compacts the manifest too
+    return root / INDEX_NAME
 
 
 def render_method(
-    model, images, method: str, *, layers=None, targets=None, options=None, progress=False
-) -> list[tuple[str | None, int | None, Any, Any]]:
-    """Compute one method and draw its figures without writing anything (used by the CLI).
+    model,
+    images,
+    method: str,
+    *,
+    layers=None,
+    targets=None,
+    options=None,
+    progress=False,
+    style: str = "raster",
+    preprocess=None,
+    labels=None,
+) -> list[Rendered]:
+    """Compute one method and draw its figures without writing anything (the command line's
+    method subcommands).
+
+    Parameters
+    ----------
+    model, images, layers, targets, style, preprocess, labels
+        As for :func:`export` (``images`` may be ignored by methods that need none).
+    method : str
+        One name of :data:`vizkit.registry.METHODS`.
+    options : dict or None
+        The method's keyword options.
+    progress : bool or None
+        Progress bar over layers (``None``: only on a terminal).
 
     Returns
     -------
-    list of (layer, image index, result, Figure)
-        ``layer`` is None for whole-model methods, ``image index`` None for per-layer ones;
-        ``result`` is the array (or structure) drawn in the figure.
-    progress : bool or None
-        Progress bar over layers (``None``: only on a terminal).
+    list of Rendered
+        One per figure: ``layer`` (None for whole-model methods), ``image`` (index, None for
+        per-layer methods), ``image_id``, ``result`` (the array drawn), ``figure`` (a
+        :class:`Drawing`: ``encode("png" | "pdf" | "svg")`` gives the file's bytes) and
+        ``caption``. A :class:`Rendered` also unpacks as the 4-tuple
+        ``(layer, image, result, figure)`` of earlier versions.
     """
     check_methods([method])
     opts = _check_options({method: dict(options or {})}, [method])
-    plan = _plan_model(
-        getattr(model, "name", "model"), model, images, targets, layers, [method], opts, ("png",)
-    )
+    style = choice(style, "style", STYLES)
+    names = resolve_labels(labels)
+    pre_name, pre_fn = resolve_preprocess(preprocess)
     spec = METHODS[method]
+    source = open_source(images, batch_size=CHUNK, **file_fit(model))
+    user_targets = _check_targets(targets, source.count)
+    name = getattr(model, "name", "model")
+    plan = _plan_model(
+        name, model, name, user_targets, layers, [method], opts, ("png",), pre_name, pre_fn
+    )
+    batches = list(source)
+    x = np.concatenate([to_batch(b.images, model) for b in batches])
+    ids = [i for b in batches for i in b.ids]
+    infos = _infos(plan, x, [None] * len(x), 0, [None] * len(x))
+    targets_ = None if not spec.target else [i.get("target") for i in infos]
+    ctx = Context(model, x, targets_, plan.layers, preprocess=pre_fn, data=x)
     out = []
     bar = _progress(len(plan.groups), enabled=progress, desc=f"vizkit {method}", unit="layer")
     for group in plan.groups:
-        result = call(spec, group.ctx, group.layer, group.options)
-        for job in group.jobs:
-            item = result if job.image is None else result[job.image]
-            image = None if job.image is None else group.ctx.images[job.image]
-            fig = render(spec.renderer, item, image, title=_title(group, job))
-            out.append((group.layer, job.image, item, fig))
+        result = call(spec, ctx, group.layer, group.options)
+        for image in range(len(x)) if spec.per_image else [None]:
+            item = result if image is None else result[image]
+            info = None if image is None else infos[image]
+            image_id = None if image is None else ids[image]
+            drawing = Drawing(spec.renderer, item, None if image is None else x[image],
+                              _title(group, image), style)  # fmt: skip
+            facts = captions.image_facts(image_id, info, names)
+            if spec.target:
+                facts += captions.target_fact(info, names)
+            text = captions.caption(facts)
+            out.append(Rendered(group.layer, image, image_id, item, drawing, text))
         bar.update()
     bar.close()
     return out
 
 
+@dataclass
+class Drawing:
+    """One figure, drawn when it is asked for: a raster :class:`~vizkit.render.raster.Picture`
+    for PNG with ``style="raster"``, a matplotlib figure otherwise."""
+
+    kind: str
+    result: Any
+    image: np.ndarray | None
+    title: str
+    style: str = "raster"
+    _picture: Picture | None = field(default=None, repr=False)
+    _figure: Any = field(default=None, repr=False)
+
+    @property
+    def picture(self) -> Picture:
+        """The raster picture (pixels and caption notes)."""
+        if self._picture is None:
+            self._picture = render_picture(self.kind, self.result, self.image)
+        return self._picture
+
+    @property
+    def figure(self):
+        """The matplotlib figure (with title and colour bar)."""
+        if self._figure is None:
+            from ..plot.renderers import render
+
+            self._figure = render(self.kind, self.result, self.image, title=self.title)
+        return self._figure
+
+    def encode(self, fmt: str = "png", dpi: int = 100) -> bytes:
+        """The figure as ``fmt`` bytes (png, pdf or svg)."""
+        fmt = _check_formats([fmt])[0]
+        if fmt == "png" and self.style == "raster":
+            return self.picture.png()
+        from ..plot.renderers import to_bytes
+
+        return to_bytes(self.figure, fmt, dpi)
+
+    def savefig(self, fname, *, format: str | None = None, dpi: int = 100, **_) -> None:
+        """``matplotlib.figure.Figure.savefig``'s calling convention (a path or a binary file)."""
+        if format is None:
+            format = Path(os.fspath(fname)).suffix.lstrip(".") or "png"
+        data = self.encode(format, dpi)
+        if hasattr(fname, "write"):
+            fname.write(data)
+        else:
+            Path(fname).write_bytes(data)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One figure of :func:`render_method`."""
+
+    layer: str | None
+    image: int | None
+    image_id: str | None
+    result: Any
+    figure: Drawing
+    caption: str
+
+    def __iter__(self):
+        # The 4-tuple (layer, image, result, figure) that earlier versions returned.
+        return iter((self.layer, self.image, self.result, self.figure))
+
+
 # -- planning -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Settings:
+    formats: tuple[str, ...]
+    style: str
+    dpi: int
+    thumbnail_size: int
+    page_size: int
+    class_names: list[str] | None
+
+    def recorded(self) -> dict[str, Any]:
+        return {"page_size": self.page_size, "style": self.style, "class_names": self.class_names}
+
+
 @dataclass
 class Job:
-    """One figure: its files (one per format) and its thumbnail."""
+    """One figure: its files (one per format) and its thumbnail.
+
+    ``image`` is the image's position in the stream, ``row`` its row in the current chunk.
+    """
 
     image: int | None
     files: dict[str, str]  # format -> relative path
     thumbnail: str
     parameters: dict[str, Any]
+    image_id: str | None = None
+    row: int | None = None
 
 
 @dataclass
@@ -202,38 +416,60 @@ class Group:
     model: str
     method: str
     layer: str | None
-    ctx: Context
     options: dict[str, Any]
-    jobs: list[Job]
+    parameters: dict[str, Any]  # shared by every figure of the group
+    folder: tuple[str, str]
+    variant: str | None
+    jobs: list[Job] = field(default_factory=list)  # per-layer groups: their one figure
+
+    @property
+    def stem(self) -> str:
+        return self.method if self.variant is None else f"{self.method}-{self.variant}"
+
+    def key(self, image_id: str | None, fmt: str) -> tuple:
+        return (self.model, self.method, self.layer, image_id, fmt)
 
 
 @dataclass
 class Plan:
+    """What one model's export will do."""
+
     name: str
+    model: Any
+    slug: str
     info: dict[str, Any]
     groups: list[Group]
-    ctx: Context
+    layers: list[str]  # the layers hypercolumns stack
+    targets: list[int] | None
+    preprocess: Any
+    image_names: UniqueNames = field(default_factory=UniqueNames)
+
+    @property
+    def image_groups(self) -> list[Group]:
+        return [g for g in self.groups if METHODS[g.method].per_image]
+
+    @property
+    def layer_groups(self) -> list[Group]:
+        return [g for g in self.groups if not METHODS[g.method].per_image]
 
 
-def _plan_model(name, model, images, targets, layers, methods, options, formats) -> Plan:
-
-    x = to_batch(images, model)
+def _plan_model(
+    name, model, slug, targets, layers, methods, options, formats, pre_name, pre_fn
+) -> Plan:
     every = isinstance(layers, str) and layers == "all"
     wanted = None if layers is None or every else resolve_layers(model, layers)
-    targets = _check_targets(targets, len(x))
-    if targets is not None:
-        # Class indices are checked against the model now, before any figure is written.
-
-        resolve_targets(model, x, targets, tap=Tap(logits=True), size=len(x))
-    slug = safe_name(name)
+    _check_target_range(model, targets)
     info = {
         "slug": slug,
         "weights_sha1": _weights_digest(model),
-        "images": len(x),
+        "images": None,
         "layers": layer_paths(model),
+        "preprocess": pre_name,
+        "classifier": is_classifier(model),
     }
-    image_ids = [hashlib.sha1(img.tobytes()).hexdigest()[:12] for img in x]
+    layer_names = UniqueNames(info["layers"])
     layer_objects = None
+    conv_or_wanted = wanted if wanted is not None else spatial_conv_paths(model)
     groups = []
     for method_name in methods:
         method = METHODS[method_name]
@@ -246,70 +482,93 @@ def _plan_model(name, model, images, targets, layers, methods, options, formats)
         else:
             layer_objects = layer_objects or dict(iter_layers(model))
             method_layers = [p for p in wanted if suits(method, layer_objects[p])]
-        conv_or_wanted = wanted if wanted is not None else spatial_conv_paths(model)
-        ctx = Context(model=model, images=x, targets=targets, layers=conv_or_wanted)
+        params = dict(options[method_name])
+        params["weights_sha1"] = info["weights_sha1"]
+        if pre_name is not None and method_name != "filters":
+            params["preprocess"] = pre_name
+        if method.target:
+            params["targets"] = targets if not isinstance(targets, list) else "per image"
+        if method.layers is None and method_name == "hypercolumns":
+            params["layers"] = conv_or_wanted
+        variant = _variant(method_name, options[method_name])
         for layer in method_layers:
-            params = dict(options[method_name])
-            params["weights_sha1"] = info["weights_sha1"]
-            if method.target:
-                params["targets"] = targets
-            if method.layers is None and method_name == "hypercolumns":
-                params["layers"] = conv_or_wanted
-            folder = (slug, MODEL_LEVEL if layer is None else safe_name(layer))
-            jobs = []
-            for image in range(len(x)) if method.per_image else [None]:
-                stem = method_name if image is None else f"{method_name}_img{image:03d}"
-                job_params = dict(params)
-                if image is not None:
-                    job_params["image_sha1"] = image_ids[image]
-                    if targets is not None:
-                        job_params["targets"] = targets[image]
-                files = {fmt: "/".join((*folder, f"{stem}.{fmt}")) for fmt in formats}
-                thumb = "/".join(("thumbs", *folder, f"{stem}.png"))
-                jobs.append(Job(image, files, thumb, normalize(job_params)))
-            groups.append(Group(name, method_name, layer, ctx, dict(options[method_name]), jobs))
-    return Plan(name, info, groups, Context(model, x, targets, []))
+            folder = (slug, MODEL_LEVEL if layer is None else layer_names(layer))
+            group = Group(name, method_name, layer, dict(options[method_name]),
+                          normalize(params), folder, variant)  # fmt: skip
+            if not method.per_image:
+                group.jobs = [_job(group, None, None, None, formats)]
+            groups.append(group)
+    return Plan(name, model, slug, info, groups, conv_or_wanted, targets, pre_fn)
 
 
-def _todo(groups, manifest: Manifest, *, resume: bool, overwrite: bool):
-    """Jobs still to do per group; raises before any work if a foreign file would be replaced."""
-    thumbs = {e.thumbnail for e in manifest.entries.values()}
-    todo = []
-    for group in groups:
-        jobs = []
-        for job in group.jobs:
-            key = (group.model, group.method, group.layer, job.image)
-            same = {
-                fmt: manifest.matches(path, (*key, fmt), job.parameters)
-                for fmt, path in job.files.items()
-            }
-            if resume and all(
-                e is not None and manifest.find(e.path, e.key, e.parameters) for e in same.values()
-            ):
-                continue
-            # With resume, our own files made with the same parameters (a PNG when a PDF is
-            # added, the thumbnail of a deleted figure) may be rewritten; files from an
-            # interrupted write are listed as pending.
-            own = set(manifest.pending)
-            if resume:
-                for entry in filter(None, same.values()):
-                    own |= {entry.path, entry.thumbnail}
-            for path in (*job.files.values(), job.thumbnail):
-                _check_free(manifest, path, own, thumbs, overwrite)
-            jobs.append(job)
-        if jobs:
-            todo.append((group, jobs))
-    return todo
+def _variant(method: str, options: Mapping[str, Any]) -> str | None:
+    value = options.get(VARIANTS.get(method, ""))
+    if value is None or value is False:
+        return None
+    return "plusplus" if value is True else str(value)
 
 
-def _check_free(manifest: Manifest, path: str, own: set, thumbs: set, overwrite: bool) -> None:
-    target = contained(manifest.folder, *path.split("/"))
-    if overwrite or path in own or not target.exists():
-        return
-    if path in manifest.entries or path in thumbs:
-        why = "made by an earlier export with other parameters, or resume=False"
-    else:
-        why = "not written by vizkit export"
+def _job(group: Group, image, image_id, file_id, formats, params=None, row=None) -> Job:
+    stem = group.stem if file_id is None else f"{file_id}_{group.stem}"
+    files = {fmt: "/".join((*group.folder, f"{stem}.{fmt}")) for fmt in formats}
+    thumb = "/".join(("thumbs", *group.folder, f"{stem}.png"))
+    return Job(image, files, thumb, params or group.parameters, image_id, row)
+
+
+def _model_slugs(named: Mapping[str, Any], manifest: Manifest) -> dict[str, str]:
+    """A folder name per model: the one recorded by an earlier export, else a new readable one
+    (never one of the report's own names, :data:`RESERVED`)."""
+    names = UniqueNames(reserved=RESERVED)
+    for name, info in manifest.models.items():
+        if isinstance(info.get("slug"), str):
+            names.claim(name, info["slug"])
+    return {name: names(name) for name in named}
+
+
+def _check_layer_groups(plans: list[Plan], manifest: Manifest, *, resume, overwrite) -> None:
+    """Raise before any work if a per-layer figure would replace a file it may not."""
+    known = manifest.known_paths()
+    for plan in plans:
+        for group in plan.layer_groups:
+            _check_job(group, group.jobs[0], manifest, known, resume=resume, overwrite=overwrite)
+
+
+def _needs_work(group: Group, job: Job, manifest: Manifest, resume: bool) -> bool:
+    if not resume:
+        return True
+    for fmt, path in job.files.items():
+        if manifest.find(path, group.key(job.image_id, fmt), job.parameters) is None:
+            return True
+    return False
+
+
+def _check_job(group, job, manifest: Manifest, known: set, *, resume, overwrite) -> None:
+    """Raise ``FileExistsError`` if writing ``job`` would replace, without ``overwrite``, a
+    figure of an earlier export made with other parameters (or any, with ``resume=False``) or
+    a file vizkit did not write."""
+    own = set(manifest.pending)
+    for fmt in job.files:
+        old = manifest.by_key(group.key(job.image_id, fmt))
+        if old is None:
+            continue
+        same = resume and old.parameters == job.parameters
+        if not same and not overwrite and (manifest.folder / old.path).exists():
+            _refuse(manifest.folder, old.path, "made by an earlier export with other parameters, "
+                    "or resume=False")  # fmt: skip
+        own |= {old.path, old.thumbnail}
+    for path in (*job.files.values(), job.thumbnail):
+        target = contained(manifest.folder, *path.split("/"))
+        if overwrite or path in own or not target.exists():
+            continue
+        if path in known:
+            why = "made by an earlier export with other parameters, or resume=False"
+        else:
+            why = "not written by vizkit export"
+        _refuse(manifest.folder, path, why)
+
+
+def _refuse(folder: Path, path: str, why: str) -> None:
+    target = contained(folder, *path.split("/"))
     raise FileExistsError(
         f"{str(target)!r} already exists ({why}); pass overwrite=True (--overwrite) to replace "
         "it or choose another output folder"
@@ -317,74 +576,326 @@ def _check_free(manifest: Manifest, path: str, own: set, thumbs: set, overwrite:
 
 
 # -- running ------------------------------------------------------------------------------------
+@dataclass
+class Chunk:
+    """The images of the current chunk for one model."""
+
+    plan: Plan
+    x: np.ndarray
+    infos: list[dict[str, Any]]
+
+
 class Writer:
-    def __init__(self, manifest: Manifest, *, formats, dpi: int, thumbnail_size: int):
+    """Computes a group's figures for some jobs and hands them to the pipeline."""
+
+    def __init__(self, manifest: Manifest, settings: Settings, plans: list[Plan]):
         self.manifest = manifest
-        self.formats = formats
-        self.dpi = dpi
-        self.thumbnail_size = thumbnail_size
+        self.settings = settings
+        self.plans = {p.name: p for p in plans}
+        self.pipeline: Pipeline | None = None
+        self.chunk: Chunk | None = None
+        self.data = None  # the dataset for per-layer methods that need one
 
     def run(self, group: Group, jobs: list[Job]) -> None:
         method = METHODS[group.method]
-        ctx = group.ctx
+        plan = self.plans[group.model]
         if method.per_image:
-            # Only the images still missing are computed (resume after an interruption).
-            idx = [job.image for job in jobs]
-            targets = None if ctx.targets is None else [ctx.targets[i] for i in idx]
-            ctx = Context(ctx.model, ctx.images[idx], targets, ctx.layers)
+            rows = [job.row for job in jobs]
+            infos = [self.chunk.infos[r] for r in rows]
+            targets = [i.get("target") for i in infos] if method.target else None
+            ctx = Context(plan.model, self.chunk.x[rows], targets, plan.layers,
+                          preprocess=plan.preprocess)  # fmt: skip
+        else:
+            infos = [None]
+            ctx = Context(plan.model, np.zeros((0,)), None, plan.layers,
+                          preprocess=plan.preprocess, data=self.data)  # fmt: skip
         start = time.perf_counter()
         result = call(method, ctx, group.layer, group.options)
         share = (time.perf_counter() - start) / len(jobs)
-        for row, job in enumerate(jobs):
-            start = time.perf_counter()
+        self.manifest.mark_pending(p for job in jobs for p in (*job.files.values(), job.thumbnail))
+        for row, (job, info) in enumerate(zip(jobs, infos, strict=True)):
             item = result[row] if method.per_image else result
             image = ctx.images[row] if method.per_image else None
-            fig = render(method.renderer, item, image, title=_title(group, job))
-            blobs = {fmt: to_bytes(fig, fmt, self.dpi) for fmt in self.formats}
-            png = blobs.get("png") or to_bytes(fig, "png", self.dpi)
-            self._write(
-                group,
-                job,
-                blobs,
-                png_thumbnail(png, self.thumbnail_size),
-                share + time.perf_counter() - start,
+            task = DrawTask(
+                kind=method.renderer,
+                result=item,
+                image=image,
+                title=_title(group, job.image),
+                files={f: str(self._abs(p)) for f, p in job.files.items()},
+                thumbnail=str(self._abs(job.thumbnail)),
+                style=self.settings.style,
+                dpi=self.settings.dpi,
+                thumbnail_size=self.settings.thumbnail_size,
             )
+            self.pipeline.submit(task, ("figure", group, job, info, share))
 
-    def _write(self, group, job, blobs, thumb, seconds) -> None:
+    def _abs(self, rel: str) -> Path:
+        return contained(self.manifest.folder, *rel.split("/"))
+
+
+class Run:
+    """The state of one export while it runs."""
+
+    def __init__(self, manifest: Manifest, plans: list[Plan], settings: Settings, *, resume,
+                 overwrite):  # fmt: skip
+        self.manifest = manifest
+        self.plans = plans
+        self.settings = settings
+        self.resume = resume
+        self.overwrite = overwrite
+        self.writer = Writer(manifest, settings, plans)
+        self.planned: set[str] = set()  # every path this export makes (or keeps)
+        self.seen = {p.name: 0 for p in plans}
+        self.known = manifest.known_paths()
+        self._sample: list[np.ndarray] = []
+        self._kept = 0
+        self.bar = None
+
+    def start(self, workers: int, progress: bool, total: int | None) -> None:
+        processes = self.settings.style == "matplotlib" or any(
+            f != "png" for f in self.settings.formats
+        )
+        self.writer.pipeline = Pipeline(workers, self._done, processes=processes,
+                                        bound=max(4 * CHUNK, 4 * workers))  # fmt: skip
+        self.bar = _progress(total, enabled=progress)
+
+    # -- per-image methods, streamed ------------------------------------------------------------
+    def stream(self, source, *, keep: bool) -> None:
+        """Compute and draw the per-image methods chunk by chunk; with ``keep``, also keep the
+        first :data:`SAMPLE` images (a one-shot stream cannot be read again)."""
+        if not keep and not any(p.image_groups for p in self.plans):
+            self.seen = {p.name: source.count for p in self.plans}  # nothing to read
+            return
+        for batch in source:
+            if keep:
+                self._keep(batch.images)
+            for plan in self.plans:
+                self.seen[plan.name] += len(batch)
+                if plan.image_groups:
+                    self._chunk(plan, batch)
+            self.writer.pipeline.poll()
+
+    def _chunk(self, plan: Plan, batch) -> None:
+        x = to_batch(batch.images, plan.model)
+        ids = [str(i) for i in batch.ids]
+        names = [plan.image_names(_file_id(i, batch)) for i in ids]
+        sha = [image_sha1(img) for img in x]
+        todo, rows = [], set()
+        for group in plan.image_groups:
+            jobs = []
+            for row in range(len(x)):
+                params = dict(group.parameters)
+                params["image_sha1"] = sha[row]
+                if plan.targets is not None and METHODS[group.method].target:
+                    params["targets"] = _target_at(plan.targets, batch.start + row)
+                job = _job(group, batch.start + row, ids[row], names[row],
+                           self.settings.formats, normalize(params), row)  # fmt: skip
+                self.planned.update((*job.files.values(), job.thumbnail))
+                if _needs_work(group, job, self.manifest, self.resume):
+                    _check_job(group, job, self.manifest, self.known, resume=self.resume,
+                               overwrite=self.overwrite)  # fmt: skip
+                    jobs.append(job)
+                    rows.add(row)
+                else:
+                    self._advance(1)
+            if jobs:
+                todo.append((group, jobs))
+        inputs = ["/".join((plan.slug, INPUT_FOLDER, f"{n}.png")) for n in names]
+        self.planned.update(inputs)
+        recorded = self.manifest.images.get(plan.name, {})
+        for row, image_id in enumerate(ids):
+            old = recorded.get(image_id)
+            if (
+                old is None
+                or old.get("sha1") != sha[row]
+                or old.get("path") != inputs[row]
+                or not (self.manifest.folder / inputs[row]).is_file()
+            ):
+                rows.add(row)
+        if not rows:
+            return
+        order = sorted(rows)
+        labels = [None] * len(x) if batch.labels is None else [true_label(v) for v in batch.labels]
+        fresh = _infos(plan, x[order], [labels[r] for r in order], batch.start,
+                       [inputs[r] for r in order], rows=order)  # fmt: skip
+        infos = [recorded.get(i, {}) for i in ids]
+        for row, info in zip(order, fresh, strict=True):
+            info["sha1"] = sha[row]
+            infos[row] = info
+            old = recorded.get(ids[row]) or {}
+            same_file = old.get("sha1") == sha[row] and old.get("path") == inputs[row]
+            if not same_file or not (self.manifest.folder / inputs[row]).is_file():
+                self._write_input(plan, ids[row], x[row], info)
+            elif old != info:  # same picture, new facts (e.g. other targets): no rewrite
+                self.manifest.record_image(plan.name, ids[row], info)
+        self.writer.chunk = Chunk(plan, x, infos)
+        for group, jobs in todo:
+            self.writer.run(group, jobs)
+
+    def _write_input(self, plan: Plan, image_id: str, image, info: dict[str, Any]) -> None:
+        path = info["path"]
+        _check_free_path(self.manifest, path, self.known, self.overwrite)
+        self.manifest.mark_pending([path])
+        task = ImageTask(image, str(contained(self.manifest.folder, *path.split("/"))))
+        self.writer.pipeline.submit(task, ("image", plan.name, image_id, info))
+
+    # -- per-layer methods --------------------------------------------------------------------
+    def layer_groups(self, data) -> None:
+        self.writer.data = data
+        for plan in self.plans:
+            for group in plan.layer_groups:
+                job = group.jobs[0]
+                self.planned.update((*job.files.values(), job.thumbnail))
+                if _needs_work(group, job, self.manifest, self.resume):
+                    self.writer.run(group, [job])
+                else:
+                    self._advance(1)
+
+    def finish(self) -> None:
+        self.writer.pipeline.drain()
+        self.writer.pipeline.close()
+        self.manifest.sync()
+        if self.bar is not None:
+            self.bar.close()
+
+    def abort(self) -> None:
+        try:
+            if self.writer.pipeline is not None:
+                self.writer.pipeline.close()
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            self.manifest.close()
+
+    # -- results --------------------------------------------------------------------------------
+    def _done(self, tag, result: dict[str, Any]) -> None:
+        if tag[0] == "image":
+            _, model, image_id, info = tag
+            self.manifest.record_image(model, image_id, info)
+            return
+        _, group, job, info, share = tag
+        notes = result["notes"]
+        title = captions.figure_title(group.method, group.variant, group.layer)
+        names = self.settings.class_names
+        facts = captions.image_facts(job.image_id, info, names)
+        if METHODS[group.method].target:
+            facts += captions.target_fact(info, names)
+        text = captions.caption(facts, captions.picture_facts(notes))
+        for fmt, rel in job.files.items():
+            self.manifest.record(
+                Entry(
+                    path=rel,
+                    method=group.method,
+                    model=group.model,
+                    layer=group.layer,
+                    image=job.image,
+                    format=fmt,
+                    parameters=job.parameters,
+                    seconds=round(share + result["seconds"], 4),
+                    thumbnail=job.thumbnail,
+                    image_id=job.image_id,
+                    variant=group.variant,
+                    title=title,
+                    caption=text,
+                    notes=notes,
+                )
+            )
+        self._advance(1)
+
+    def _advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    # -- the dataset for per-layer methods --------------------------------------------------------
+    def _keep(self, images) -> None:
+        if self._kept < SAMPLE:
+            part = np.asarray(images)[: SAMPLE - self._kept]
+            self._sample.append(part)
+            self._kept += len(part)
+
+    def sample(self):
+        """The images kept from a one-shot stream (the first :data:`SAMPLE`)."""
+        if not self._sample:
+            return None
+        return np.concatenate(self._sample)
+
+    # -- clean-up -------------------------------------------------------------------------------
+    def remove_stale(self) -> None:
+        """Remove the figures of this export's (model, method) pairs that it did not make now,
+        and input images no figure uses any more: the report shows what the manifest lists."""
         manifest = self.manifest
-        paths = [*job.files.values(), job.thumbnail]
-        manifest.pending.update(paths)
-        manifest.save()
-        for fmt, rel in job.files.items():
-            atomic_write(contained(manifest.folder, *rel.split("/")), blobs[fmt])
-        atomic_write(contained(manifest.folder, *job.thumbnail.split("/")), thumb)
-        for fmt, rel in job.files.items():
-            manifest.entries[rel] = Entry(
-                path=rel,
-                method=group.method,
-                model=group.model,
-                layer=group.layer,
-                image=job.image,
-                format=fmt,
-                parameters=job.parameters,
-                seconds=round(seconds, 4),
-                thumbnail=job.thumbnail,
-            )
-        manifest.pending.difference_update(paths)
-        manifest.save()
+        pairs = {(p.name, g.method) for p in self.plans for g in p.groups}
+        stale = [
+            e
+            for e in manifest.entries.values()
+            if (e.model, e.method) in pairs and e.path not in self.planned
+        ]
+        gone = {e.path for e in stale}
+        used: dict[str, set] = {}
+        for e in manifest.entries.values():
+            if e.path not in gone and e.image_id is not None:
+                used.setdefault(e.model, set()).add(e.image_id)
+        inputs = {
+            info["path"]
+            for plan in self.plans
+            if plan.image_groups
+            for image_id, info in manifest.images.get(plan.name, {}).items()
+            if image_id not in used.get(plan.name, set()) and info.get("path")
+        }
+        if not gone and not inputs:
+            return
+        manifest.drop(gone | inputs)
+        for rel in gone | inputs | {e.thumbnail for e in stale if e.thumbnail}:
+            if rel not in self.planned:
+                try:
+                    os.unlink(contained(manifest.folder, *rel.split("/")))
+                except FileNotFoundError:
+                    pass
 
 
-def _title(group: Group, job: Job) -> str:
+def _check_free_path(manifest: Manifest, path: str, known: set, overwrite: bool) -> None:
+    target = contained(manifest.folder, *path.split("/"))
+    if overwrite or path in manifest.pending or path in known or not target.exists():
+        return
+    _refuse(manifest.folder, path, "not written by vizkit export")
+
+
+def _infos(plan: Plan, x, labels, start, paths, rows=None) -> list[dict[str, Any]]:
+    """What the report says about each image: position, input picture, prediction, target."""
+    rows = list(range(len(x))) if rows is None else rows
+    infos = [
+        {"index": start + r, "path": p, "label": lab}
+        for r, p, lab in zip(rows, paths, labels, strict=True)
+    ]
+    needs = plan.info.get("classifier") or any(METHODS[g.method].target for g in plan.groups)
+    if not needs or len(x) == 0:
+        return infos
+    classes, scores, probability = predictions(plan.model, x, plan.preprocess, CHUNK)
+    for r, info, k, score in zip(rows, infos, classes, scores, strict=True):
+        if plan.info.get("classifier"):
+            info.update(prediction=int(k), score=round(float(score), 4), probability=probability)
+        info["target"] = int(k) if plan.targets is None else _target_at(plan.targets, start + r)
+    return infos
+
+
+def _file_id(image_id: str, batch) -> str:
+    """The image part of a file name: the file's name for image files, ``img042`` otherwise."""
+    return image_id if not image_id.isdigit() else f"img{image_id}"
+
+
+def _title(group: Group, image: int | None) -> str:
     where = "whole model" if group.layer is None else group.layer
-    image = "" if job.image is None else f" - image {job.image}"
-    text = f"{group.method} - {group.model} - {where}{image}"
+    text = f"{group.method} - {group.model} - {where}"
+    text += "" if image is None else f" - image {image}"
     # Control characters (NUL, bidi overrides) in user names have no glyph in the figure font.
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def _diagnosis(plan: Plan) -> dict[str, Any]:
+def _diagnosis(plan: Plan, data) -> dict[str, Any]:
+    if data is None:
+        return {"error": "no images to diagnose"}
     try:
-        diagnosis = diagnose(plan.ctx.model, plan.ctx.images)
+        diagnosis = diagnose(plan.model, data, preprocess=plan.preprocess)
     except (ValueError, TypeError) as exc:
         # The figures are written by now; a model diagnose cannot handle gets a note, not a crash.
         message = " ".join(str(exc).split())
@@ -395,11 +906,26 @@ def _diagnosis(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def _progress(total: int, *, enabled: bool | None, desc: str = "vizkit export", unit: str = "fig"):
+def _reiterable(source, images) -> bool:
+    """Whether ``images`` can be read again (for top-activating images and the diagnosis)."""
+    if source.kind != "iterable":
+        return True
+    return iter(images) is not images
 
+
+def _total(plans: list[Plan], count: int | None) -> int | None:
+    per_layer = sum(len(p.layer_groups) for p in plans)
+    per_image = sum(len(p.image_groups) for p in plans)
+    if per_image and count is None:
+        return None
+    return per_layer + per_image * (count or 0)
+
+
+def _progress(total: int | None, *, enabled: bool | None, desc: str = "vizkit export",
+              unit: str = "fig"):  # fmt: skip
     # enabled=None lets tqdm decide: a bar on a terminal, nothing in logs and pipes.
     disable = None if enabled is None else (not enabled or total == 0)
-    return tqdm(total=total, disable=disable, desc=desc, unit=unit)
+    return tqdm(total=total, disable=disable, desc=desc, unit=unit, smoothing=0.1)
 
 
 # -- argument checks ----------------------------------------------------------------------------
@@ -450,17 +976,54 @@ def _check_options(method_options, methods: Iterable[str]) -> dict[str, dict[str
     return {m: {**METHODS[m].export_defaults, **dict(given.get(m, {}))} for m in methods}
 
 
-def _check_targets(targets, n: int) -> list[int] | None:
+def _check_targets(targets, n: int | None) -> int | list[int] | None:
+    """None, one class for every image, or one per image (needs a known number of images)."""
     if targets is None:
         return None
     if isinstance(targets, (int, np.integer)) and not isinstance(targets, bool):
-        return [int(targets)] * n
+        return int(targets)
     values = np.asarray(targets)
+    if n is None:
+        raise ValueError(
+            "targets must be None or one class index for a stream of images of unknown "
+            f"number; got {targets!r}"
+        )
     if values.ndim != 1 or len(values) != n or not np.issubdtype(values.dtype, np.integer):
         raise ValueError(
             f"targets must be None, a class index or {n} class indices (one per image), got {targets!r}"
         )
     return [int(v) for v in values]
+
+
+def _target_at(targets: int | list[int], index: int) -> int:
+    return targets if isinstance(targets, int) else targets[index]
+
+
+def _check_target_range(model, targets) -> None:
+    if targets is None:
+        return
+    outputs = getattr(model, "outputs", None)
+    if not outputs or any(d is None for d in outputs[0].shape[1:]):
+        return
+    classes = int(np.prod(outputs[0].shape[1:]))
+    bad = [t for t in np.atleast_1d(targets) if not 0 <= t < classes]
+    if bad:
+        raise ValueError(
+            f"target {bad[0]} is out of range: model {model.name!r} has {classes} "
+            f"output classes (0..{classes - 1})"
+        )
+
+
+def _check_workers(workers) -> int:
+    if workers is None:
+        return min(4, os.cpu_count() or 1)
+    return positive_int(workers, "workers", minimum=0)
+
+
+def _describe_labels(labels) -> Any:
+    if labels is None or isinstance(labels, (str, os.PathLike)):
+        return None if labels is None else os.fspath(labels)
+    return "list"
 
 
 def _weights_digest(model) -> str:
@@ -470,4 +1033,12 @@ def _weights_digest(model) -> str:
     return digest.hexdigest()[:16]
 
 
-__all__ = ["DEFAULT_METHODS", "FORMATS", "INDEX_NAME", "export"]
+__all__ = [
+    "DEFAULT_METHODS",
+    "FORMATS",
+    "INDEX_NAME",
+    "Drawing",
+    "Rendered",
+    "export",
+    "render_method",
+]

@@ -1,0 +1,98 @@
+"""A bounded worker pool for the export: draw and write figures while the model computes.
+
+The export's main thread computes a chunk of images and hands one task per figure to
+:class:`Pipeline`; threads (raster pictures: OpenCV releases the GIL) or processes (matplotlib,
+which does not) draw and write them while the main thread computes the next chunk. At most
+``bound`` tasks are in flight, so memory does not grow with the number of images: a submit
+waits for a free slot. Results come back to ``on_done`` in the main thread, which is the only
+thread that touches the manifest.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from typing import Any
+
+from ..render.tasks import run_task
+
+
+class Pipeline:
+    """Run :func:`vizkit.render.tasks.run_task` on ``workers`` threads or processes.
+
+    ``workers=0`` runs every task at once in the calling thread (no overlap, for debugging).
+    ``on_done(tag, result)`` is called in the calling thread for each finished task. The first
+    task that fails stops the pipeline: tasks not started are cancelled, running ones finish
+    (and are reported), and the error is raised from :meth:`submit`, :meth:`poll` or
+    :meth:`drain`.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        on_done: Callable[[Any, dict[str, Any]], None],
+        *,
+        processes: bool = False,
+        bound: int | None = None,
+    ) -> None:
+        self.on_done = on_done
+        self.bound = bound or max(8, 4 * workers)
+        self._inflight: dict[Future, Any] = {}
+        self._executor: Executor | None = None
+        if workers and processes:
+            # spawn: a fork of a process running TensorFlow's thread pools is not safe.
+            context = multiprocessing.get_context("spawn")
+            self._executor = ProcessPoolExecutor(workers, mp_context=context)
+        elif workers:
+            self._executor = ThreadPoolExecutor(workers, thread_name_prefix="vizkit-export")
+
+    def submit(self, task, tag: Any) -> None:
+        """Queue ``task``; waits while ``bound`` tasks are in flight."""
+        if self._executor is None:
+            self.on_done(tag, run_task(task))
+            return
+        while len(self._inflight) >= self.bound:
+            self._finish(wait(self._inflight, return_when=FIRST_COMPLETED).done)
+        self._inflight[self._executor.submit(run_task, task)] = tag
+        self.poll()
+
+    def poll(self) -> None:
+        """Report the tasks that have finished, without waiting."""
+        self._finish([f for f in self._inflight if f.done()])
+
+    def drain(self) -> None:
+        """Wait for every task in flight and report it."""
+        while self._inflight:
+            self._finish(wait(self._inflight, return_when=FIRST_COMPLETED).done)
+
+    def close(self) -> None:
+        """Stop: cancel what has not started, let running tasks finish and report the ones that
+        succeeded (their errors are dropped: the first error is already on its way)."""
+        if self._executor is None:
+            return
+        for future in self._inflight:
+            future.cancel()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = None
+        for future, tag in list(self._inflight.items()):
+            if not future.cancelled() and future.exception() is None:
+                self.on_done(tag, future.result())
+        self._inflight.clear()
+
+    def _finish(self, futures) -> None:
+        # Report in submission order (dicts keep it), so records follow the figures' order.
+        done = set(futures)
+        for future in [f for f in self._inflight if f in done]:
+            tag = self._inflight.pop(future)
+            self.on_done(tag, future.result())  # re-raises the task's error
+
+
+__all__ = ["Pipeline"]
