@@ -362,10 +362,30 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
         help=f"comma-separated methods or 'all'; known: {','.join(METHODS)}",
     )
     p.add_argument("--formats", default="png", help="comma-separated: png, pdf, svg")
+    p.add_argument(
+        "--style",
+        choices=("raster", "matplotlib"),
+        default="raster",
+        help="raster: fast NumPy/OpenCV pictures, text in the captions (default); matplotlib: "
+        "titled figures with colour bars (slower; PDF and SVG are always matplotlib)",
+    )
+    p.add_argument(
+        "--preprocess", metavar="PRESET", help="preprocessing preset applied before the model"
+    )
+    p.add_argument(
+        "--labels",
+        metavar="SPEC",
+        help="class names for captions: 'imagenet' or a file with one name per line "
+        "(default for --dataset: the dataset's class names)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace files from other exports")
     p.add_argument("--no-resume", action="store_true", help="do not skip files already written")
     p.add_argument("--no-diagnose", action="store_true", help="leave out the diagnosis table")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="threads drawing figures (default: up to 4)"
+    )
+    p.add_argument("--page-size", type=_positive, default=200, help="figures per HTML page")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -376,7 +396,23 @@ def _run_export(args: argparse.Namespace) -> int:
     for path in args.model:
         name = Path(path).stem
         loaded[name if name not in loaded else path] = _load_model(path, unsafe=args.unsafe)
-    images = _read_images(args, next(iter(loaded.values())), required=True)
+    labels = args.labels
+    if args.images and args.dataset:
+        raise ValueError("pass either --images files or --dataset, not both")
+    if args.dataset:
+        import models
+
+        data = models.load_dataset(args.dataset)
+        # One (x, y) batch: the true labels go into the captions.
+        images = [(data.x_test[: args.count], data.y_test[: args.count])]
+        names = getattr(data, "class_names", None)
+        labels = labels if labels is not None else (list(names) if names else None)
+    elif len(args.images) == 1 and Path(args.images[0]).is_dir():
+        images = args.images[0]  # a folder: streamed, never read at once
+    elif args.images:
+        images = list(args.images)
+    else:
+        raise ValueError("no images: pass --images FILE ... (or a folder) or --dataset NAME")
     methods = args.methods if args.methods == "all" else _split(args.methods)
     index = export(
         loaded,
@@ -390,6 +426,11 @@ def _run_export(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         progress=not args.quiet,
         diagnose=not args.no_diagnose,
+        style=args.style,
+        preprocess=args.preprocess,
+        labels=labels,
+        workers=args.workers,
+        page_size=args.page_size,
     )
     print(index)
     return 0

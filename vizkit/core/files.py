@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -199,6 +200,26 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, overwrite: bool 
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
+
+
+def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make ``path`` a second name of the finished file ``source``, atomically.
+
+    A hard link (no data is copied or synced again) renamed over ``path``; where the file system
+    has no hard links, a copy of the bytes written with :func:`atomic_write`.
+    """
+    try:
+        with atomic_path(path) as tmp:
+            os.link(source, tmp)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) or not _no_links(exc):
+            raise
+        atomic_write(path, Path(source).read_bytes())
+
+
+def _no_links(exc: OSError) -> bool:
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    return cause.errno in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 def _sync(tmp: Path) -> None:

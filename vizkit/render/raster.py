@@ -24,7 +24,9 @@ import numpy as np
 
 from .encode import encode_png, shrink
 
-HEATMAP_SIDE = 224  # heat maps are upscaled until their short side reaches this
+# Heat maps are upscaled until their short side reaches this: 28x28 digits become 140x140,
+# small enough to be their own thumbnail (no second picture to encode and write).
+HEATMAP_SIDE = 128
 TILE_SIDE = 48  # grid tiles are upscaled until their long side reaches this
 GAP = 2  # pixels between grid tiles
 BACKGROUND = 255  # white between tiles
@@ -48,6 +50,10 @@ class Picture:
     def png(self) -> bytes:
         """The picture as PNG bytes."""
         return encode_png(self.pixels)
+
+    def fits(self, size: int) -> bool:
+        """Whether the picture is its own thumbnail (no side longer than ``size``)."""
+        return max(self.pixels.shape[:2]) <= size
 
     def thumbnail(self, size: int) -> bytes:
         """PNG bytes of the picture shrunk to at most ``size`` pixels on its longest side."""
@@ -83,15 +89,21 @@ def color_indices(values, vmin: float | None = None, vmax: float | None = None):
         The ``(vmin, vmax)`` used.
     """
     arr = np.asarray(values, dtype=np.float32)
-    finite = arr[np.isfinite(arr)]
-    lo = float(finite.min()) if vmin is None and finite.size else float(vmin or 0.0)
-    hi = float(finite.max()) if vmax is None and finite.size else float(vmax or 0.0)
+    lo, hi = value_range(arr, vmin, vmax)
     if not hi > lo:
         return np.zeros(arr.shape, np.uint8), (lo, hi)
     # Divide, then multiply by the table size, in float32: matplotlib's order of operations.
     scaled = (arr - np.float32(lo)) / np.float32(hi - lo) * np.float32(256.0)
     scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
     return np.clip(scaled, 0, 255).astype(np.uint8), (lo, hi)
+
+
+def value_range(values: np.ndarray, vmin: float | None, vmax: float | None) -> tuple[float, float]:
+    """``(vmin, vmax)`` with the finite values' min and max for the ones not given (0 if none)."""
+    finite = values[np.isfinite(values)]
+    lo = float(finite.min()) if vmin is None and finite.size else float(vmin or 0.0)
+    hi = float(finite.max()) if vmax is None and finite.size else float(vmax or 0.0)
+    return lo, hi
 
 
 def colorize(values, cmap: str, vmin: float | None = None, vmax: float | None = None):
@@ -102,7 +114,7 @@ def colorize(values, cmap: str, vmin: float | None = None, vmax: float | None = 
     from ..plot.colormaps import colormap_table
 
     indices, value_range = color_indices(values, vmin, vmax)
-    return colormap_table(cmap)[indices], value_range
+    return np.take(colormap_table(cmap), indices, axis=0), value_range
 
 
 def to_rgb(image) -> np.ndarray:
@@ -223,9 +235,11 @@ def draw_heatmap(
     shape = hm.shape if base is None else base.shape[:2]
     factor = factor_for(shape, side)
     size = (shape[1] * factor, shape[0] * factor)  # OpenCV's (width, height)
+    # The colour scale spans the map's own values (interpolation never leaves that range).
+    lo, hi = value_range(hm, vmin, vmax)
     if hm.shape != (size[1], size[0]):
         hm = cv2.resize(hm, size, interpolation=cv2.INTER_LINEAR)
-    colour, (lo, hi) = colorize(hm, cmap, vmin, vmax)
+    colour, _ = colorize(hm, cmap, lo, hi)
     notes: dict[str, Any] = {"cmap": cmap, "range": [lo, hi], "scale": factor}
     if base is None:
         return Picture(colour, notes)
@@ -258,7 +272,7 @@ def draw_feature_maps(maps, image=None, *, max_maps: int = MAX_MAPS) -> Picture:
     indices[hi <= lo] = 0
     from ..plot.colormaps import colormap_table
 
-    tiles, factor = upscale_tiles(colormap_table(MAPS_CMAP)[indices])
+    tiles, factor = upscale_tiles(np.take(colormap_table(MAPS_CMAP), indices, axis=0))
     notes = {
         "cmap": MAPS_CMAP,
         "range": [float(lo.min()), float(hi.max())],
@@ -354,4 +368,5 @@ __all__ = [
     "tile",
     "to_rgb",
     "upscale",
+    "value_range",
 ]

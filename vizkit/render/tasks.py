@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.files import atomic_write
+from ..core.files import atomic_link, atomic_write
 from .encode import encode_png, png_thumbnail
 from .raster import render, to_rgb
 
@@ -69,6 +69,10 @@ def run_task(task: DrawTask | ImageTask) -> dict[str, Any]:
             png = data
         atomic_write(path, data)
     if task.thumbnail is not None:
+        if picture is not None and png is not None and picture.fits(task.thumbnail_size):
+            # Small enough already: the thumbnail is a second name of the figure's file.
+            atomic_link(task.files["png"], task.thumbnail)
+            return {"notes": picture.notes, "seconds": time.perf_counter() - start}
         if picture is not None:
             thumb = picture.thumbnail(task.thumbnail_size)
         else:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -520,8 +521,10 @@ def _model_slugs(named: Mapping[str, Any], manifest: Manifest) -> dict[str, str]
     (never one of the report's own names, :data:`RESERVED`)."""
     names = UniqueNames(reserved=RESERVED)
     for name, info in manifest.models.items():
-        if isinstance(info.get("slug"), str):
-            names.claim(name, info["slug"])
+        slug = info.get("slug")
+        # Only a plain slug is reused: a manifest edited to say "../x" cannot move a folder.
+        if isinstance(slug, str) and re.fullmatch(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?", slug):
+            names.claim(name, slug)
     return {name: names(name) for name in named}
 
 
@@ -557,8 +560,7 @@ def _check_job(group, job, manifest: Manifest, known: set, *, resume, overwrite)
                     "or resume=False")  # fmt: skip
         own |= {old.path, old.thumbnail}
     for path in (*job.files.values(), job.thumbnail):
-        target = contained(manifest.folder, *path.split("/"))
-        if overwrite or path in own or not target.exists():
+        if overwrite or path in own or not manifest.folder.joinpath(path).exists():
             continue
         if path in known:
             why = "made by an earlier export with other parameters, or resume=False"
@@ -630,7 +632,8 @@ class Writer:
             self.pipeline.submit(task, ("figure", group, job, info, share))
 
     def _abs(self, rel: str) -> Path:
-        return contained(self.manifest.folder, *rel.split("/"))
+        # Report paths are made of slugs (UniqueNames): they cannot leave the folder.
+        return self.manifest.folder.joinpath(rel)
 
 
 class Run:
@@ -736,7 +739,7 @@ class Run:
         path = info["path"]
         _check_free_path(self.manifest, path, self.known, self.overwrite)
         self.manifest.mark_pending([path])
-        task = ImageTask(image, str(contained(self.manifest.folder, *path.split("/"))))
+        task = ImageTask(image, str(self.manifest.folder.joinpath(path)))
         self.writer.pipeline.submit(task, ("image", plan.name, image_id, info))
 
     # -- per-layer methods --------------------------------------------------------------------
@@ -854,8 +857,9 @@ class Run:
 
 
 def _check_free_path(manifest: Manifest, path: str, known: set, overwrite: bool) -> None:
-    target = contained(manifest.folder, *path.split("/"))
-    if overwrite or path in manifest.pending or path in known or not target.exists():
+    if overwrite or path in manifest.pending or path in known:
+        return
+    if not manifest.folder.joinpath(path).exists():
         return
     _refuse(manifest.folder, path, "not written by vizkit export")
 

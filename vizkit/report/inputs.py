@@ -140,5 +140,6 @@ def true_label(value) -> Any:
 def class_name(index, names: Sequence[str] | None) -> str:
     """``"7"``, or ``"281 tabby"`` when class names are known."""
     if isinstance(index, (int, np.integer)) and names and 0 <= int(index) < len(names):
-        return f"{int(index)} {names[int(index)]}"
+        name = str(names[int(index)])
+        return str(int(index)) if name == str(int(index)) else f"{int(index)} {name}"
     return str(index)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,15 @@ class Entry:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Entry:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        return cls(**{k: v for k, v in raw.items() if k in _ENTRY_FIELDS})
+
+    def to_dict(self) -> dict[str, Any]:
+        # Shallow (parameters and notes are JSON values already): dataclasses.asdict deep-copies,
+        # which is most of the time of writing a 100,000-file manifest.
+        return {name: getattr(self, name) for name in _ENTRY_FIELDS}
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
 @dataclass
@@ -180,7 +187,7 @@ class Manifest:
     # -- changing (journaled) -------------------------------------------------------------------
     def record(self, entry: Entry) -> None:
         """Add (or replace) the entry at ``entry.path``; its paths leave ``pending``."""
-        self._log({"op": "file", "entry": asdict(entry)})
+        self._log({"op": "file", "entry": entry.to_dict()})
 
     def record_image(self, model: str, image_id: str, info: dict[str, Any]) -> None:
         """Set what is known about one image of ``model`` (its input picture leaves pending)."""
@@ -195,8 +202,10 @@ class Manifest:
         self._log({"op": "drop", "paths": sorted(paths)})
 
     def _log(self, record: dict[str, Any]) -> None:
+        # Records hold JSON values already (parameters are normalised), so they are applied as
+        # they are; replaying the journal gives the same state.
         line = json.dumps(record, separators=(",", ":"), default=describe)
-        self._apply(json.loads(line))  # the record as it will read back
+        self._apply(record)
         if self._journal is None:
             self._journal = Journal(self.folder / JOURNAL_NAME)
         self._journal.append(line)
@@ -256,7 +265,7 @@ class Manifest:
             "images": self.images,
             "pages": self.pages,
             "pending": sorted(self.pending),
-            "files": [asdict(e) for e in self.entries.values()],
+            "files": [e.to_dict() for e in self.entries.values()],
         }
 
     def save(self) -> None:
