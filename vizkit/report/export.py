@@ -65,7 +65,10 @@ FORMATS = ("png", "pdf", "svg")
 MODEL_LEVEL = "_model"  # folder of whole-model (input attribution) figures
 INPUT_FOLDER = "_input"  # folder of the input images shown in the per-image view
 CHUNK = 32  # images computed together by the per-image methods
-SAMPLE = 1024  # images kept from a one-shot stream for top-activating images and diagnosis
+# Images kept from a one-shot stream for top-activating images and the diagnosis: the first
+# SAMPLE, at most SAMPLE_BYTES of them.
+SAMPLE = 1024
+SAMPLE_BYTES = 64 * 2**20
 # Folder names a model slug may not take (they hold the report's own files).
 RESERVED = ("thumbs", "pages", "manifest.json", "manifest.journal", INDEX_NAME)
 # The option that names a method's variant in file names and titles (saliency-smoothgrad).
@@ -224,9 +227,13 @@ def export(
     manifest.save()  # compacts a journal left by an interrupted run
     run = Run(manifest, plans, settings, resume=resume, overwrite=overwrite)
     run.start(workers, progress, total=_total(plans, source.count))
+    reiterable = _reiterable(source, images)
+    needs_data = diagnose or any(
+        METHODS[g.method].needs_images for p in plans for g in p.layer_groups
+    )
     try:
-        run.stream(source, keep=not _reiterable(source, images))
-        data = images if _reiterable(source, images) else run.sample()
+        run.stream(source, keep=needs_data and not reiterable)
+        data = images if reiterable else run.sample()
         run.layer_groups(data)
         run.finish()
     except BaseException:
@@ -811,13 +818,16 @@ class Run:
 
     # -- the dataset for per-layer methods --------------------------------------------------------
     def _keep(self, images) -> None:
-        if self._kept < SAMPLE:
-            part = np.asarray(images)[: SAMPLE - self._kept]
+        arr = np.asarray(images)
+        room = min(SAMPLE - self._kept, SAMPLE_BYTES // max(1, arr[:1].nbytes) - self._kept)
+        if room > 0:
+            part = arr[:room].copy()  # a copy: the stream's own buffers are not held
             self._sample.append(part)
             self._kept += len(part)
 
     def sample(self):
-        """The images kept from a one-shot stream (the first :data:`SAMPLE`)."""
+        """The images kept from a one-shot stream (the first :data:`SAMPLE`, at most
+        :data:`SAMPLE_BYTES`)."""
         if not self._sample:
             return None
         return np.concatenate(self._sample)

@@ -10,6 +10,8 @@ thread that touches the manifest.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import (
@@ -46,6 +48,7 @@ class Pipeline:
         self.on_done = on_done
         self.bound = bound or max(8, 4 * workers)
         self._inflight: dict[Future, Any] = {}
+        self._finished: collections.deque[Future] = collections.deque()  # filled by workers
         self._executor: Executor | None = None
         if workers and processes:
             # spawn: a fork of a process running TensorFlow's thread pools is not safe.
@@ -61,12 +64,17 @@ class Pipeline:
             return
         while len(self._inflight) >= self.bound:
             self._finish(wait(self._inflight, return_when=FIRST_COMPLETED).done)
-        self._inflight[self._executor.submit(run_task, task)] = tag
+        future = self._executor.submit(run_task, task)
+        self._inflight[future] = tag
+        future.add_done_callback(self._finished.append)
         self.poll()
 
     def poll(self) -> None:
         """Report the tasks that have finished, without waiting."""
-        self._finish([f for f in self._inflight if f.done()])
+        done = []
+        while self._finished:
+            done.append(self._finished.popleft())
+        self._finish(done)
 
     def drain(self) -> None:
         """Wait for every task in flight and report it."""
@@ -84,15 +92,16 @@ class Pipeline:
         self._executor = None
         for future, tag in list(self._inflight.items()):
             if not future.cancelled() and future.exception() is None:
-                self.on_done(tag, future.result())
+                with contextlib.suppress(OSError):  # the first error is the one to report
+                    self.on_done(tag, future.result())
         self._inflight.clear()
+        self._finished.clear()
 
     def _finish(self, futures) -> None:
-        # Report in submission order (dicts keep it), so records follow the figures' order.
-        done = set(futures)
-        for future in [f for f in self._inflight if f in done]:
-            tag = self._inflight.pop(future)
-            self.on_done(tag, future.result())  # re-raises the task's error
+        for future in futures:
+            tag = self._inflight.pop(future, None)
+            if tag is not None:  # not reported yet (wait() and the callback both see it)
+                self.on_done(tag, future.result())  # re-raises the task's error
 
 
 __all__ = ["Pipeline"]
