@@ -66,8 +66,8 @@ def picture_facts(notes: dict[str, Any]) -> list[str]:
     if "units" in notes and "top" not in notes:
         facts.append(f"units {_ranges(notes['units'])}")
     for unit, row in zip(notes.get("units", ()), notes.get("top", ()), strict=False):
-        shown = ", ".join(f"#{i} ({s:.3g})" for i, s in row)
-        facts.append(f"unit {unit}: {shown}")
+        if row:  # the best image of each unit (the manifest's notes list them all)
+            facts.append(f"unit {unit}: #{row[0][0]} ({row[0][1]:.3g}) first of {len(row)}")
     if "count" in notes:
         facts.append(f"{notes['count']} kernels")
     if notes.get("scale", 1) > 1:

@@ -57,7 +57,7 @@ from .inputs import (
     resolve_preprocess,
     true_label,
 )
-from .manifest import Entry, Manifest, normalize
+from .manifest import JOURNAL_NAME, Entry, Manifest, normalize
 from .pipeline import Pipeline
 
 DEFAULT_METHODS = ("filters", "feature_maps", "gradcam", "saliency", "occlusion")
@@ -220,11 +220,13 @@ def export(
         )
         for name, m in named.items()
     ]
-    for plan in plans:
-        manifest.models[plan.name] = plan.info
-    manifest.settings.update(settings.recorded(), labels=_describe_labels(labels))
+    previous = {name: dict(info) for name, info in manifest.models.items()}
     _check_layer_groups(plans, manifest, resume=resume, overwrite=overwrite)
-    manifest.save()  # compacts a journal left by an interrupted run
+    if (root / JOURNAL_NAME).exists():
+        manifest.save()  # compacts the journal of an interrupted run
+    for plan in plans:
+        manifest.record_model(plan.name, plan.info)  # the folder names, should this run stop
+    manifest.settings.update(settings.recorded(), labels=_describe_labels(labels))
     run = Run(manifest, plans, settings, resume=resume, overwrite=overwrite)
     run.start(workers, progress, total=_total(plans, source.count))
     reiterable = _reiterable(source, images)
@@ -244,7 +246,12 @@ def export(
             manifest.diagnosis[plan.name] = _diagnosis(plan, data)
     run.remove_stale()
     for plan in plans:
-        manifest.models[plan.name]["images"] = run.seen[plan.name]
+        # The images of the per-image view; an export without per-image methods keeps the
+        # number an earlier one recorded.
+        recorded = previous.get(plan.name, {}).get("images")
+        manifest.models[plan.name]["images"] = (
+            run.seen[plan.name] if plan.image_groups else recorded
+        )
     write_report(manifest)  # compacts the manifest too
     return root / INDEX_NAME
 
@@ -397,6 +404,11 @@ class Settings:
     thumbnail_size: int
     page_size: int
     class_names: list[str] | None
+
+    @property
+    def matplotlib(self) -> bool:
+        """Whether any file is a matplotlib figure (drawn in worker processes)."""
+        return self.style == "matplotlib" or any(f != "png" for f in self.formats)
 
     def recorded(self) -> dict[str, Any]:
         return {"page_size": self.page_size, "style": self.style, "class_names": self.class_names}
@@ -629,7 +641,7 @@ class Writer:
                 kind=method.renderer,
                 result=item,
                 image=image,
-                title=_title(group, job.image),
+                title=_title(group, job.image) if self.settings.matplotlib else "",
                 files={f: str(self._abs(p)) for f, p in job.files.items()},
                 thumbnail=str(self._abs(job.thumbnail)),
                 style=self.settings.style,
@@ -662,10 +674,7 @@ class Run:
         self.bar = None
 
     def start(self, workers: int, progress: bool, total: int | None) -> None:
-        processes = self.settings.style == "matplotlib" or any(
-            f != "png" for f in self.settings.formats
-        )
-        self.writer.pipeline = Pipeline(workers, self._done, processes=processes,
+        self.writer.pipeline = Pipeline(workers, self._done, processes=self.settings.matplotlib,
                                         bound=max(4 * CHUNK, 4 * workers))  # fmt: skip
         self.bar = _progress(total, enabled=progress)
 
