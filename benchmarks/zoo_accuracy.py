@@ -106,6 +106,9 @@ PLANS = {
         name: _short(1)
         for name in ("inception_v1", "inception_v4", "msranet", "inception_resnet_v2")
     },
+    # The vision transformer (patch 4 on 28x28, 4 blocks of width 64): Adam with a warm-up
+    # epoch and cosine decay, the usual ViT recipe; Fashion-MNIST with --dataset fashion_mnist.
+    "vit_tiny": Plan("mnist", width=1.0, epochs=5, schedule="cosine"),
 }
 NOTES = """## Notes
 
@@ -125,6 +128,11 @@ NOTES = """## Notes
   its ~70 BN layers. Two epochs fix it (see its rows); Inception V4 likewise went from 54.77%
   after one epoch to 80.09% after two. Networks trained for one epoch here are under-trained,
   not broken.
+- `vit_tiny` (patch 4 on 28x28: 49 patch tokens and a class token, 4 blocks of width 64 with
+  4 heads, 139k parameters) trains from scratch without augmentation: 97.21% on MNIST and
+  86.88% on Fashion-MNIST in 5 epochs, below the CNNs of the same size, as expected of a
+  transformer without convolutional priors on little data; it is in the zoo to be looked at
+  (token-layer feature maps, Grad-CAM, attention maps and rollout), not for accuracy.
 - `seconds` is wall time on a machine shared with other jobs at times; compare accuracies, not
   speeds.
 """

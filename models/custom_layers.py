@@ -1,4 +1,5 @@
-"""Serialisable custom layers of the model zoo (LRN, Maxout, Highway, scaled residual sums).
+"""Serialisable custom layers of the model zoo (LRN, Maxout, Highway, scaled residual sums, and
+the class token and learned position embedding of vision transformers).
 
 Every layer here is registered with ``keras.saving.register_keras_serializable(package="models")``
 and has a complete ``get_config``, so a model that uses it saves to ``.keras`` and reloads with
@@ -10,7 +11,14 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-__all__ = ["Highway", "LocalResponseNormalization", "Maxout", "ScaledResidual"]
+__all__ = [
+    "ClassToken",
+    "Highway",
+    "LocalResponseNormalization",
+    "Maxout",
+    "PositionEmbedding",
+    "ScaledResidual",
+]
 
 
 @keras.saving.register_keras_serializable(package="models")
@@ -191,3 +199,73 @@ class ScaledResidual(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="models")
+class ClassToken(layers.Layer):
+    """Prepend ``count`` learned tokens to a ``(N, T, D)`` sequence -> ``(N, count + T, D)``.
+
+    The class token of ViT (Dosovitskiy et al., 2021, "An Image is Worth 16x16 Words"); with
+    ``count=2`` the class and distillation tokens of DeiT. Initialised to zeros, as in the paper's
+    reference code.
+    """
+
+    def __init__(self, count: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(count, bool) or int(count) < 1:
+            raise ValueError(f"count must be a positive int, got {count!r}")
+        self.count = int(count)
+
+    def build(self, input_shape):
+        self.token = self.add_weight(
+            name="token", shape=(1, self.count, int(input_shape[-1])), initializer="zeros"
+        )
+
+    def call(self, inputs):
+        batch = ops.shape(inputs)[0]
+        tokens = ops.broadcast_to(
+            ops.cast(self.token, inputs.dtype), (batch, *self.token.shape[1:])
+        )
+        return ops.concatenate([tokens, inputs], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        length = None if input_shape[1] is None else input_shape[1] + self.count
+        return (input_shape[0], length, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count}
+
+
+@keras.saving.register_keras_serializable(package="models")
+class PositionEmbedding(layers.Layer):
+    """Add a learned position embedding ``(T, D)`` to a ``(N, T, D)`` token sequence.
+
+    ViT's 1-D learned position embedding (Dosovitskiy et al., 2021, section 3.1), initialised
+    from a truncated normal with standard deviation ``stddev`` (0.02 in the reference code).
+    """
+
+    def __init__(self, stddev: float = 0.02, **kwargs):
+        super().__init__(**kwargs)
+        if not float(stddev) >= 0:
+            raise ValueError(f"stddev must be >= 0, got {stddev!r}")
+        self.stddev = float(stddev)
+
+    def build(self, input_shape):
+        if input_shape[1] is None:
+            raise ValueError(
+                f"PositionEmbedding needs a fixed number of tokens, got input shape {input_shape}"
+            )
+        self.embedding = self.add_weight(
+            name="embedding",
+            shape=(int(input_shape[1]), int(input_shape[2])),
+            initializer=keras.initializers.TruncatedNormal(stddev=self.stddev),
+        )
+
+    def call(self, inputs):
+        return inputs + ops.cast(self.embedding, inputs.dtype)[None]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev}

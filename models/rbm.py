@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from vizkit.core.checks import choice, number_in, positive_int
 from vizkit.core.files import atomic_path
 
 VISIBLE_TYPES = ("bernoulli", "gaussian")
@@ -83,16 +84,16 @@ class RBM:
         error: str = "mse",
         seed: int = 0,
     ) -> None:
-        self.n_visible = _positive_int(n_visible, "n_visible")
-        self.n_hidden = _positive_int(n_hidden, "n_hidden")
-        self.visible = _choice(visible, VISIBLE_TYPES, "visible")
-        self.k = _positive_int(k, "k")
+        self.n_visible = positive_int(n_visible, "n_visible")
+        self.n_hidden = positive_int(n_hidden, "n_hidden")
+        self.visible = choice(visible, "visible", VISIBLE_TYPES)
+        self.k = positive_int(k, "k")
         self.persistent = bool(persistent)
-        self.learning_rate = _nonnegative(learning_rate, "learning_rate")
-        self.momentum = _nonnegative(momentum, "momentum", upper=1.0)
-        self.weight_decay = _nonnegative(weight_decay, "weight_decay")
-        self.init = _choice(init, INIT_TYPES, "init")
-        self.error = _choice(error, ERROR_TYPES, "error")
+        self.learning_rate = number_in(learning_rate, "learning_rate")
+        self.momentum = number_in(momentum, "momentum", high=1.0)
+        self.weight_decay = number_in(weight_decay, "weight_decay")
+        self.init = choice(init, "init", INIT_TYPES)
+        self.error = choice(error, "error", ERROR_TYPES)
         self.seed = int(seed)
         self._rng = np.random.default_rng(self.seed)
         self._w = tf.Variable(self._initial_weights(), name="weights")
@@ -139,8 +140,8 @@ class RBM:
             measured just before its update and averaged over the epoch.
         """
         data = tf.constant(self._check(x, "x"))
-        epochs = _cap(_positive_int(epochs, "epochs"))
-        batch_size = _positive_int(batch_size, "batch_size")
+        epochs = _cap(positive_int(epochs, "epochs"))
+        batch_size = positive_int(batch_size, "batch_size")
         n = int(data.shape[0])
         if self.persistent:
             self._init_chain(data, min(batch_size, n))
@@ -213,8 +214,8 @@ class RBM:
         ndarray, shape (n, n_visible), float32
             ``P(v = 1 | h)`` in [0, 1] (Bernoulli) or ``E[v | h]`` (Gaussian) after the last step.
         """
-        n = _positive_int(n, "n")
-        steps = _cap(_positive_int(gibbs_steps, "gibbs_steps"))
+        n = positive_int(n, "n")
+        steps = _cap(positive_int(gibbs_steps, "gibbs_steps"))
         seed = int(self._rng.integers(2**31 - 1)) if seed is None else int(seed)
         if init is None:
             init = self._noise_visible(n, np.random.default_rng(seed))
@@ -543,21 +544,3 @@ def _progress(total: int, verbose: bool):
     return tqdm(total=total, desc="RBM", unit="epoch")
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _nonnegative(value, name: str, upper: float | None = None) -> float:
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < 0 or (upper is not None and value > upper):
-        allowed = f"in [0, {upper}]" if upper is not None else ">= 0"
-        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
-    return float(value)
-
-
-def _choice(value, allowed: tuple[str, ...], name: str) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value

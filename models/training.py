@@ -4,13 +4,19 @@ Saved models are a ``<out>.keras`` archive plus a ``<out>.json`` sidecar describ
 was made (architecture, data source, epochs, accuracy, history, library versions). Files are
 written atomically (a temporary file in the same folder, then ``os.replace``) and never overwrite
 an existing file unless asked to.
+
+With ``strategy=`` the model is trained under ``tf.distribute`` (several GPUs of one host, or
+several hosts configured by ``TF_CONFIG``); :mod:`models.distribute` holds that part.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shutil
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -23,6 +29,7 @@ import numpy as np
 from vizkit.core.files import atomic_path, atomic_write
 from vizkit.core.jsonutil import jsonable
 
+from . import distribute
 from .datasets import Dataset, load_dataset
 
 __all__ = ["TrainResult", "load_model", "load_sidecar", "save_model", "train"]
@@ -44,7 +51,8 @@ class TrainResult:
     test_accuracy, test_loss : float
         On the dataset's test split.
     path : Path or None
-        The saved ``.keras`` file, when ``out`` was given.
+        The saved ``.keras`` file, when ``out`` was given (None on a multi-worker job's
+        non-chief workers, which write nothing).
     seconds : float
         Wall time of fitting plus evaluation.
     """
@@ -76,6 +84,8 @@ def train(
     seed: int = 0,
     verbose: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    strategy=None,
+    backup_dir: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Fit a classifier with cross-entropy, evaluate it on the test split, optionally save it.
 
@@ -116,6 +126,24 @@ def train(
         A tqdm progress bar per epoch.
     callbacks : list of keras.callbacks.Callback, optional
         Extra callbacks for ``model.fit``.
+    strategy : None, {"mirrored", "multiworker"} or tf.distribute.Strategy
+        Train under ``tf.distribute``: ``"mirrored"`` uses every local GPU (or the logical CPU
+        devices), ``"multiworker"`` the hosts listed in the ``TF_CONFIG`` environment variable
+        (run the same call on every worker; see :func:`models.distribute.check_tf_config`).
+        The model is built and compiled inside ``strategy.scope()`` (a model instance is cloned
+        there with its weights, an optimizer instance is re-made there from its config; the
+        result holds the copies). ``batch_size`` is then the GLOBAL
+        batch, split equally across the replicas, and the input is a ``tf.data`` pipeline whose
+        shuffling and augmentation depend only on ``(seed, epoch)``
+        (:class:`models.distribute.EpochPipeline`). In multi-worker training only the chief
+        (task 0) writes ``out``; the other workers return ``path=None``. None: plain
+        ``model.fit`` on one device.
+    backup_dir : path-like, optional
+        Folder for ``keras.callbacks.BackupAndRestore``: the weights, optimizer state and epoch
+        are saved there after each epoch, and a job restarted with the same arguments resumes
+        after the last finished epoch (its ``history`` then holds only the epochs it ran). The
+        folder is deleted when training completes. Default with a strategy and ``out``:
+        ``<out>.backup`` beside the model file; without a strategy: no backup.
 
     Returns
     -------
@@ -123,6 +151,11 @@ def train(
     """
     _check_train_args(epochs, batch_size, validation_split, label_smoothing, augment, max_train)
     _check_optimizer_args(optimizer, schedule, weight_decay)
+    # Before any TensorFlow op: a multi-worker strategy configures collective ops at start-up.
+    distributed = distribute.resolve_strategy(strategy)
+    cluster = distribute.cluster_of(distributed)
+    if distributed is not None:
+        distribute.check_global_batch(batch_size, distributed)
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     if not isinstance(data, Dataset):
         raise TypeError(f"dataset must be a Dataset or a name, got {type(dataset).__name__}")
@@ -133,45 +166,67 @@ def train(
             "image and one label per image"
         )
     paths = None if out is None else _output_paths(out)
-    if paths is not None and not overwrite:
+    if paths is not None and not overwrite and cluster.chief:
         _refuse_existing(paths)
+    backup = _backup_dir(backup_dir, paths, distributed, cluster)
     keras.utils.set_random_seed(seed)
-    model = _resolve_model(model_or_name, data)
-
     train_idx, val_idx = _split(len(data.x_train), max_train, validation_split, seed)
     n_val = len(val_idx)
     smoothing = float(label_smoothing)
-    per_epoch = -(-len(train_idx) // int(batch_size))
-    model.compile(
-        optimizer=_optimizer(
-            optimizer, learning_rate, schedule, weight_decay, (per_epoch, int(epochs))
-        ),
-        loss=_loss(model, smoothing),
-        metrics=[_accuracy(smoothing)],
-    )
+    if distributed is None:
+        per_epoch = -(-len(train_idx) // int(batch_size))
+    else:
+        replicas = int(distributed.num_replicas_in_sync)
+        used = distribute.images_per_epoch(len(train_idx), int(batch_size), replicas)
+        per_epoch = -(-used // int(batch_size))
+    # Under a strategy, variables (weights, optimizer slots, metrics) must be created in its scope.
+    with distributed.scope() if distributed is not None else contextlib.nullcontext():
+        model = _resolve_model(model_or_name, data)
+        if distributed is not None and not isinstance(model_or_name, str):
+            model = _clone_in_scope(model)
+        if distributed is not None and isinstance(optimizer, keras.optimizers.Optimizer):
+            # An optimizer made outside the scope holds variables of the default strategy.
+            optimizer = type(optimizer).from_config(optimizer.get_config())
+        model.compile(
+            optimizer=_optimizer(
+                optimizer, learning_rate, schedule, weight_decay, (per_epoch, int(epochs))
+            ),
+            loss=_loss(model, smoothing),
+            metrics=[_accuracy(smoothing)],
+        )
     target = _targets(data.num_classes, smoothing)
     x, y = data.x_train[train_idx], target(data.y_train[train_idx])
     val = (data.x_train[val_idx], target(data.y_train[val_idx])) if n_val else None
-    fit_args, fit_options = _fit_inputs(x, y, int(batch_size), augment, seed)
+    test = (data.x_test, target(data.y_test))
+    progress = TqdmProgress(epochs, disable=not (verbose and cluster.chief))
+    extra = [progress]
+    if distributed is None:
+        fit_args, fit_options = _fit_inputs(x, y, int(batch_size), augment, seed)
+        eval_args = {"x": test[0], "y": test[1], "batch_size": max(batch_size, 256)}
+    else:
+        pipeline, val, test_data = _distributed_inputs(
+            x, y, val, test, int(batch_size), augment, seed, replicas
+        )
+        fit_args, fit_options = (pipeline.dataset,), {"shuffle": False}
+        extra.append(pipeline)
+        eval_args = {"x": test_data}
+    if backup is not None:
+        extra.append(keras.callbacks.BackupAndRestore(str(backup)))
 
     start = time.perf_counter()
-    progress = TqdmProgress(epochs, disable=not verbose)
     fitted = model.fit(
         *fit_args,
         **fit_options,
         validation_data=val,
         epochs=int(epochs),
         verbose=0,
-        callbacks=[progress, *(callbacks or ())],
+        callbacks=[*extra, *(callbacks or ())],
     )
-    scores = model.evaluate(
-        data.x_test,
-        target(data.y_test),
-        batch_size=max(batch_size, 256),
-        verbose=0,
-        return_dict=True,
-    )
+    scores = model.evaluate(**eval_args, verbose=0, return_dict=True)
     seconds = time.perf_counter() - start
+    if backup is not None and cluster.workers > 1:
+        with contextlib.suppress(OSError):  # the workers' shared parent folder, once empty
+            backup.parent.rmdir()
     history = {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
     result = TrainResult(
         model, history, float(scores["accuracy"]), float(scores["loss"]), None, seconds
@@ -193,9 +248,16 @@ def train(
             "seed": seed,
             "n_train": len(train_idx),
             "n_val": n_val,
+            "strategy": distribute.strategy_name(strategy),
+            "replicas": int(distributed.num_replicas_in_sync) if distributed is not None else 1,
+            "workers": cluster.workers,
+            "initial_epoch": progress.first_epoch,
         }
-        meta = _sidecar(model_or_name, model, data, result, settings)
-        result.path = save_model(model, paths[0], overwrite=overwrite, metadata=meta)
+        if cluster.chief:
+            meta = _sidecar(model_or_name, model, data, result, settings)
+            result.path = save_model(model, paths[0], overwrite=overwrite, metadata=meta)
+        else:
+            _save_elsewhere(model)
     return result
 
 
@@ -296,9 +358,13 @@ class TqdmProgress(keras.callbacks.Callback):
     def __init__(self, epochs: int, *, disable: bool) -> None:
         super().__init__()
         self.epochs, self.disable, self.bar = epochs, disable, None
+        self.first_epoch: int | None = None  # > 0 when a backup resumed the job
 
     def on_epoch_begin(self, epoch, logs=None):
         from tqdm.auto import tqdm
+
+        if self.first_epoch is None:
+            self.first_epoch = int(epoch)
 
         total = (self.params or {}).get("steps")
         desc = f"epoch {epoch + 1}/{self.epochs}"
@@ -366,8 +432,72 @@ def _fit_inputs(x, y, batch_size, augment, seed) -> tuple[tuple, dict]:
     """Positional and keyword arguments of ``model.fit`` for the training data."""
     if not augment:
         return (x, y), {"batch_size": batch_size, "shuffle": True}
-    shift, flip = augment in (True, "shift", "shift+flip"), augment in ("flip", "shift+flip")
+    shift, flip = _augmentations(augment)
     return (ShiftedBatches(x, y, batch_size, shift=shift, flip=flip, seed=seed),), {}
+
+
+def _augmentations(augment) -> tuple[bool, bool]:
+    return augment in (True, "shift", "shift+flip"), augment in ("flip", "shift+flip")
+
+
+def _distributed_inputs(x, y, val, test, batch_size, augment, seed, replicas) -> tuple:
+    """Training pipeline, validation and test datasets under a strategy.
+
+    The augmentations are those of ShiftedBatches. Keras builds the model from the first batch
+    of each dataset, which must give every replica at least one image.
+    """
+    for what, split in (("validation", val), ("test", test)):
+        if split is not None and 0 < len(split[0]) < replicas:
+            raise ValueError(
+                f"the {what} split has {len(split[0])} image(s), fewer than the {replicas} "
+                "replicas of the strategy; use a larger split (or validation_split=0)"
+            )
+    shift, flip = _augmentations(augment)
+    max_shift = max(1, min(x.shape[1:3]) // 12) if shift else 0
+    pipeline = distribute.EpochPipeline(
+        x, y, batch_size, seed=seed, max_shift=max_shift, flip=flip, replicas=replicas
+    )
+    val = None if val is None else distribute.evaluation_dataset(*val, batch_size)
+    eval_batch = max(batch_size, 256 // batch_size * batch_size)
+    return pipeline, val, distribute.evaluation_dataset(*test, eval_batch)
+
+
+def _clone_in_scope(model: keras.Model) -> keras.Model:
+    """``model`` rebuilt in the current strategy scope (mirrored variables), same weights."""
+    try:
+        clone = keras.models.clone_model(model)
+    except Exception as exc:
+        raise ValueError(
+            f"model {model.name!r} cannot be rebuilt inside the strategy scope "
+            f"({type(exc).__name__}: {exc}); pass a registered name, or a functional/Sequential "
+            "model"
+        ) from exc
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _backup_dir(backup_dir, paths, strategy, cluster: distribute.Cluster) -> Path | None:
+    """This worker's BackupAndRestore folder (each worker of a cluster gets its own)."""
+    if backup_dir is None:
+        if strategy is None or paths is None:
+            return None
+        backup_dir = paths[0].with_suffix(".backup")
+    folder = Path(backup_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"backup_dir {str(folder)!r} exists and is not a folder")
+    if cluster.workers > 1:
+        folder = folder / f"{cluster.task_type}-{cluster.task_index}"
+    return folder
+
+
+def _save_elsewhere(model: keras.Model) -> None:
+    # A non-chief worker saves too, into a folder it then deletes, as TensorFlow's multi-worker
+    # guide asks: saving may read variables through collective ops that every worker must join.
+    folder = tempfile.mkdtemp(prefix="vizkit-worker-")
+    try:
+        model.save(os.path.join(folder, "model.keras"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _split(n: int, max_train: int | None, validation_split: float, seed: int) -> tuple:
@@ -454,7 +584,10 @@ def _optimizer(optimizer, learning_rate, schedule, weight_decay, steps: tuple[in
                 f"unknown optimizer {optimizer!r}; use a Keras optimizer name such as 'adam', "
                 "'sgd', 'rmsprop' or an instance"
             ) from exc
-    rate = float(optimizer.learning_rate) if learning_rate is None else float(learning_rate)
+    # convert_to_numpy reads a MirroredVariable too (float() does not).
+    current = optimizer.learning_rate
+    rate = float(keras.ops.convert_to_numpy(current)) if learning_rate is None else learning_rate
+    rate = float(rate)
     if schedule == "cosine":
         per_epoch, epochs = steps
         total = per_epoch * epochs

@@ -83,7 +83,7 @@ def test_feature_maps_from_mixed_image_files(saved, tmp_path, capsys):
         "--layer", "c2", "--out", tmp_path, "--save-array",
     )  # fmt: skip
     assert code == 0, err
-    arrays = [np.load(tmp_path / f"feature_maps_img00{i}.npy") for i in (0, 1)]
+    arrays = [np.load(tmp_path / f"{s}_feature-maps_c2.npy") for s in ("a", "b")]
     assert [a.shape for a in arrays] == [(4, 4, 3), (4, 4, 3)]
     assert len(out.split()) == 4
 
@@ -91,16 +91,23 @@ def test_feature_maps_from_mixed_image_files(saved, tmp_path, capsys):
 def test_gradcam_on_dataset_images_with_target(saved, tmp_path, capsys):
     code, _, err = run(
         capsys, "gradcam", saved / "tiny.keras", "--dataset", "digits", "--count", "2",
-        "--target", "3", "--out", tmp_path / "cam.png", "--save-array",
+        "--target", "3", "--out", tmp_path, "--save-array",
     )  # fmt: skip
     assert code == 0, err
+    # a named figure file would be refused: this run makes two figures
+    code, _, err = run(
+        capsys, "gradcam", saved / "tiny.keras", "--dataset", "digits", "--count", "2",
+        "--out", tmp_path / "cam.png",
+    )  # fmt: skip
+    assert code == 1 and "names one file but this run makes 2 figures" in err
     import models
 
     model = keras.saving.load_model(saved / "tiny.keras")
     x = models.load_dataset("digits").x_test[:2]
     expected = vizkit.gradcam(model, x, 3)
     for i in (0, 1):
-        np.testing.assert_allclose(np.load(tmp_path / f"cam_img00{i}.npy"), expected[i], atol=1e-5)
+        array = np.load(tmp_path / f"digits-test00{i}_gradcam_c2.npy")
+        np.testing.assert_allclose(array, expected[i], atol=1e-5)
 
 
 def test_unknown_layer_is_one_line_without_traceback(saved, tmp_path, capsys):

@@ -83,7 +83,7 @@ def test_gradcam_matches_tf_keras_vis():
     same_upsampling = tf.image.resize(np.asarray(low)[..., None], (16, 16))[..., 0].numpy()
     zoomed = cam(CategoricalScore(targets), x, penultimate_layer="c2")
     ours = vizkit.gradcam(m, x, layer="c2")
-    assert np.all(ours.reshape(len(x), -1).max(axis=1) == 1.0)
+    assert np.all(ours.reshape(len(x), -1).max(axis=1) == 1.0)  # exact: x / x == 1
     for mine, up, zoom in zip(ours, same_upsampling, zoomed, strict=True):
         assert correlation(mine, up) > 0.99
         assert correlation(mine, zoom) > 0.95  # even with their own (corner-aligned) zoom
@@ -101,6 +101,7 @@ def test_occlusion_matches_tf_explain():
     for img, mine, p in zip(x, ours, probs, strict=True):
         theirs = peer.get_sensitivity_map(m, img, 2, 4)
         blocks = mine[::4, ::4].astype(np.float64)  # our map is constant on each patch
+        # Exact: non-overlapping windows, so each pixel holds a copy of its one window's drop.
         assert np.all(mine == np.kron(blocks, np.ones((4, 4))))
         resized = cv2.resize(blocks, (16, 16))
         assert correlation(resized, theirs) > 0.99

@@ -56,7 +56,7 @@ def test_maxout_is_max_over_consecutive_pieces(pieces):
     x = _rng_images((2, 3, 3, 4 * pieces))
     got = keras.ops.convert_to_numpy(Maxout(pieces)(x))
     expected = x.reshape(2, 3, 3, 4, pieces).max(axis=-1)
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, expected)  # exact: a maximum picks one of its inputs
     assert got.shape == (2, 3, 3, 4)
 
 
@@ -120,6 +120,8 @@ def test_custom_layers_round_trip_in_safe_mode(tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
     images = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+    # Exact: the reloaded weights are copies, and the same graph on the same batch shape runs
+    # the same kernels.
     np.testing.assert_array_equal(reloaded.predict_on_batch(images), model.predict_on_batch(images))
     lrn = reloaded.get_layer("lrn")
     assert (lrn.depth_radius, lrn.bias, lrn.alpha, lrn.beta) == (3, 1.5, 0.01, 0.6)
@@ -127,3 +129,28 @@ def test_custom_layers_round_trip_in_safe_mode(tmp_path):
     assert reloaded.get_layer("hw").transform_bias == -1.5
     assert reloaded.get_layer("maxout").num_pieces == 4
     assert reloaded.get_layer("res").scale == 0.3
+
+
+def test_class_token_and_position_embedding_known_answers_and_round_trip(tmp_path):
+    from models.custom_layers import ClassToken, PositionEmbedding
+
+    x = _rng_images((2, 5, 3))
+    tokens = ClassToken(2, name="cls")
+    pos = PositionEmbedding(name="pos")
+    inp = keras.Input((5, 3))
+    model = keras.Model(inp, pos(tokens(inp)))
+    cls = np.arange(6, dtype="float32").reshape(1, 2, 3)
+    table = _rng_images((7, 3), seed=1)
+    tokens.set_weights([cls])
+    pos.set_weights([table])
+    got = keras.ops.convert_to_numpy(model(x))
+    expected = np.concatenate([np.repeat(cls, 2, axis=0), x], axis=1) + table[None]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert model.output.shape == (None, 7, 3)
+    path = tmp_path / "tokens.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(reloaded(x)), got)
+    assert reloaded.get_layer("cls").count == 2
+    with pytest.raises(ValueError, match="count must be a positive int"):
+        ClassToken(0)

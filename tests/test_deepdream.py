@@ -56,7 +56,7 @@ def test_same_seed_same_dream_and_float_stays_float():
     a = vizkit.deepdream(model, image, "conv1", seed=1, **kwargs)
     b = vizkit.deepdream(model, image, "conv1", seed=1, **kwargs)
     c = vizkit.deepdream(model, image, "conv1", seed=2, **kwargs)
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, b)  # exact: the same compiled runs with the same seed
     assert not np.array_equal(a, c)
     assert a.dtype == np.float32 and a.shape == image.shape
     assert 0.0 <= a.min() and a.max() <= 1.0

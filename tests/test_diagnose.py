@@ -5,7 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import random_images
+from helpers import f32_tol, random_images
 
 from vizkit import Diagnosis, diagnose, feature_maps
 from vizkit.methods.diagnose import channel_list
@@ -77,14 +77,35 @@ def test_sparsity_equals_the_fraction_of_zero_activations(images):
         assert result[path].sparsity == pytest.approx(float(np.mean(acts == 0)), abs=1e-9)
 
 
+def assert_same_report(a, b, tol):
+    """Equal reports: channel lists, counts and names exactly, float statistics to ``tol``."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_report(a[key], b[key], tol)
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for u, v in zip(a, b, strict=True):
+            assert_same_report(u, v, tol)
+    elif isinstance(a, float):
+        assert abs(a - b) <= tol, (a, b)
+    else:
+        assert a == b
+
+
 def test_streaming_and_iterables_give_the_same_report(images):
     model = planted_model()
     whole = diagnose(model, images, batch_size=64)
     chunked = diagnose(model, images, batch_size=5)
     stream = diagnose(model, (images[i : i + 4] for i in range(0, 12, 4)))
-    assert chunked.to_dict() == whole.to_dict()
-    assert stream.to_dict() == whole.to_dict()
-    assert diagnose(model, images).to_json() == whole.to_json()  # deterministic
+    # Chunks of 5 and of 64 images are different batch shapes, whose kernels may add up the
+    # 3x3 convolution in another order: correlations and means (at most 1 here) move by
+    # rounding; which channels are dead, constant or input-like does not.
+    tol = f32_tol(9, 1.0)
+    assert_same_report(chunked.to_dict(), whole.to_dict(), tol)
+    assert_same_report(stream.to_dict(), whole.to_dict(), tol)
+    # Exact: the same compiled calls on the same images.
+    assert diagnose(model, images).to_json() == whole.to_json()
 
 
 def test_healthy_layers_and_tolerances():

@@ -26,6 +26,7 @@ EXPECTED = {
         "top_activating.png",
         "deepdream.png",
     ],
+    "style_transfer.py": ["style_transfer.png", "result.png", "losses.json"],
 }
 
 

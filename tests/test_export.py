@@ -82,6 +82,7 @@ def test_export_writes_every_figure_and_manifest_matches_disk(model, images, tmp
     assert all(f["parameters"]["method"] == "vanilla" for f in saliency)
     # the diagnosis table is the one of vizkit.diagnose
     diag = load(tmp_path)["diagnosis"]["tiny"]
+    # Exact: export makes the same diagnose call on the same images.
     assert diag == {**vizkit.diagnose(model, images).to_dict(), "summary": diag["summary"]}
     assert "Diagnosis" in page and '<td class="name">c1</td>' in page
 
@@ -103,7 +104,9 @@ def test_figures_show_the_method_result(model, images, tmp_path):
 def test_every_method_in_the_table_exports(model, images, tmp_path, monkeypatch):
     from vizkit.registry import METHODS
 
-    available = [m for m in METHODS if _importable(m)]
+    # The attention methods need MultiHeadAttention layers: on this CNN they draw nothing
+    # (tests/test_registry.py exports them on a tiny ViT).
+    available = [m for m in METHODS if _importable(m) and not m.startswith("attention")]
     assert {"filters", "feature_maps"} <= set(available)
     opts = {"maximize": {"steps": 3, "first": 2}, "deepdream": {"steps": 2, "octaves": 1}}
     export(

@@ -122,7 +122,7 @@ def test_missing_model_file(tmp_path):
 
 def test_good_file_loads_and_cli_reports_corrupt_file_cleanly(saved, corrupt, capsys):
     assert isinstance(models.load_model(saved), keras.Model)
-    code = cli_main(["diagnose", str(corrupt["truncated.keras"]), "--images", "none.png"])
+    code = cli_main(["diagnose", str(corrupt["truncated.keras"]), "--dataset", "digits"])
     assert code == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "truncated.keras" in err
@@ -165,7 +165,7 @@ def test_safe_mode_is_the_default_everywhere(lambda_file, capsys):
 
     assert inspect.signature(models.load_model).parameters["safe_mode"].default is True
     path, marker = lambda_file
-    code = cli_main(["diagnose", str(path), "--images", "none.png"])
+    code = cli_main(["diagnose", str(path), "--dataset", "digits"])
     assert code == 1 and not marker.exists()
     err = capsys.readouterr().err
     assert "Lambda" in err and "Traceback" not in err

@@ -4,7 +4,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from helpers import random_images
+from helpers import assert_close_f32, random_images
 
 from vizkit import hypercolumns
 from vizkit.methods.hypercolumns import hypercolumn_average
@@ -52,16 +52,29 @@ def upsample(maps, size):
     )
 
 
+def sizes(x):
+    """sum|terms| of each layer's sums (the scale of f32_tol): |x| |W1| + |B1|, then |W2|."""
+    a1 = np.abs(x) @ np.abs(W1) + np.abs(B1)
+    return float(a1.max()), float((a1 @ np.abs(W2)).max())
+
+
+# Terms summed: c1 one input and its bias, c2 three inputs, bilinear upsampling four
+# neighbours (and both sides round).
+C1_TERMS, C2_TERMS = 2 + 4, 2 + 3 + 4
+
+
 def test_values_equal_upsampled_independent_activations():
     model = pixel_model()
     x = random_images(3, (8, 8, 1))
     hc = hypercolumns(model, x, ["c1", "pool", "c2"])
-    np.testing.assert_array_equal(hypercolumns(model, x, None), hc)  # None: every 4-D layer
+    # None: every 4-D layer. Exact: the same layers make the same compiled call.
+    np.testing.assert_array_equal(hypercolumns(model, x, None), hc)
     a1, pooled, a2 = independent_maps(x)
     assert hc.shape == (3, 8, 8, 3 + 3 + 2)
-    np.testing.assert_allclose(hc[..., :3], a1, atol=1e-5)
-    np.testing.assert_allclose(hc[..., 3:6], upsample(pooled, (8, 8)), atol=1e-5)
-    np.testing.assert_allclose(hc[..., 6:], upsample(a2, (8, 8)), atol=1e-5)
+    s1, s2 = sizes(x)
+    assert_close_f32(hc[..., :3], a1, n_terms=C1_TERMS, scale=s1)
+    assert_close_f32(hc[..., 3:6], upsample(pooled, (8, 8)), n_terms=C1_TERMS, scale=s1)
+    assert_close_f32(hc[..., 6:], upsample(a2, (8, 8)), n_terms=C2_TERMS, scale=s2)
 
 
 def test_size_average_dense_and_determinism():
@@ -70,17 +83,21 @@ def test_size_average_dense_and_determinism():
     hc = hypercolumns(model, x, ["pool", "c2"], size=(12, 10), batch_size=1)
     _, pooled, a2 = independent_maps(x)
     expected = np.concatenate([upsample(pooled, (12, 10)), upsample(a2, (12, 10))], axis=-1)
-    np.testing.assert_allclose(hc, expected, atol=1e-5)
+    s1, s2 = sizes(x)
+    assert_close_f32(hc, expected, n_terms=C2_TERMS, scale=max(s1, s2))
     avg = hypercolumn_average(model, x, ["pool", "c2"], (12, 10))
-    np.testing.assert_allclose(avg, expected.mean(-1), atol=1e-5)
-    np.testing.assert_array_equal(
+    assert_close_f32(avg, expected.mean(-1), n_terms=C2_TERMS + 5, scale=max(s1, s2))
+    np.testing.assert_array_equal(  # exact: hypercolumn_average is this very call
         hypercolumns(model, x, ["pool", "c2"], size=(12, 10), average=True), avg
     )
     # A dense layer's units are repeated at every pixel (Hariharan et al.).
     fc = hypercolumns(model, x, "fc")
     logits = np.asarray(model(x))
-    np.testing.assert_allclose(
-        fc, np.broadcast_to(logits[:, None, None, :], (2, 8, 8, 2)), atol=1e-5
+    # The whole model (c1, c2, a 16-pixel average, a dense layer of 2) in two different calls.
+    n_terms = C2_TERMS + 16 + 2
+    scale = max(s2, 1.0) * np.abs(model.get_layer("fc").get_weights()[0]).sum(axis=0).max()
+    assert_close_f32(
+        fc, np.broadcast_to(logits[:, None, None, :], (2, 8, 8, 2)), n_terms=n_terms, scale=scale
     )
     np.testing.assert_array_equal(fc, hypercolumns(model, x, "fc"))
 

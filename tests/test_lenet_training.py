@@ -99,6 +99,7 @@ def test_save_load_round_trip_is_bit_exact(trained):
     assert result.path.suffix == ".keras" and result.path.is_file()
     loaded = models.load_model(result.path)
     x = models.load_dataset("mnist5k").x_test[:64]
+    # Exact: the weights are copies, and the same graph on the same batch runs the same kernels.
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), result.model.predict(x, verbose=0))
     assert [layer.name for layer in loaded.layers] == LENET_LAYERS
     assert not list(result.path.parent.glob(".*"))  # no temporary files left behind

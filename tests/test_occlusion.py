@@ -3,10 +3,9 @@
 import keras
 import numpy as np
 import pytest
+from helpers import RANDOM_NET_SCALE, assert_close_f32, f32_tol
 
 import vizkit
-
-RNG = np.random.default_rng(0)
 
 
 def conv_model(shape):
@@ -20,6 +19,17 @@ def conv_model(shape):
             keras.layers.Dense(3, activation="softmax"),
         ]
     )
+
+
+# conv_model's logits are sums of a few units at most; a softmax probability moves by less
+# than its logits do.
+LOGIT_SCALE = RANDOM_NET_SCALE
+
+
+def fan_in(shape):
+    """Terms summed along conv_model: a 3x3xC convolution, then the dense layer's inputs."""
+    h, w, c = shape
+    return 9 * c + 4 * ((h - 2) // 2) * ((w - 2) // 2)
 
 
 def starts(size, window, step):
@@ -59,25 +69,28 @@ def brute_force(model, x, target, patch, stride, fill=0.0):
 )
 def test_batched_occlusion_equals_a_brute_force_loop(shape, patch, stride):
     m = conv_model(shape)
-    x = RNG.random((1, *shape), dtype=np.float32)
+    x = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
     got = vizkit.occlusion(m, x, 1, patch=patch, stride=stride, batch_size=5)
     assert got.shape == (1, *shape[:2]) and got.dtype == np.float32
-    np.testing.assert_allclose(got[0], brute_force(m, x, 1, patch, stride), atol=1e-6)
+    expected = brute_force(m, x, 1, patch, stride)
+    assert_close_f32(got[0], expected, n_terms=fan_in(shape), scale=LOGIT_SCALE)
 
 
 def test_several_images_and_chunkings_agree():
     m = conv_model((8, 8, 1))
-    x = RNG.random((3, 8, 8, 1), dtype=np.float32)
+    x = np.random.default_rng(1).random((3, 8, 8, 1), dtype=np.float32)
     a = vizkit.occlusion(m, x, [0, 1, 2], patch=2, batch_size=7)
     b = vizkit.occlusion(m, x, [0, 1, 2], patch=2, batch_size=100)
-    np.testing.assert_allclose(a, b, atol=1e-7)
+    # Chunks of 7 and of 100 copies are different batch shapes: the kernels may differ.
+    assert_close_f32(a, b, n_terms=fan_in((8, 8, 1)), scale=LOGIT_SCALE)
     for i in range(3):
-        np.testing.assert_allclose(a[i], brute_force(m, x[i : i + 1], i, (2, 2), (2, 2)), atol=1e-6)
+        expected = brute_force(m, x[i : i + 1], i, (2, 2), (2, 2))
+        assert_close_f32(a[i], expected, n_terms=fan_in((8, 8, 1)), scale=LOGIT_SCALE)
 
 
-def quadrant_model():
+def quadrant_model(seed=0):
     w = np.zeros((8, 8, 1, 2), np.float32)
-    w[:4, :4] = np.abs(RNG.normal(size=(4, 4, 1, 2))) + 0.1
+    w[:4, :4] = np.abs(np.random.default_rng(seed).normal(size=(4, 4, 1, 2))) + 0.1
     m = keras.Sequential(
         [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2, name="d")]
     )
@@ -85,29 +98,40 @@ def quadrant_model():
     return m, w
 
 
-def test_only_the_used_quadrant_matters_and_logit_drops_are_exact():
-    m, w = quadrant_model()
-    x = RNG.random((1, 8, 8, 1), dtype=np.float32) + 0.1
+def logit_tol(w, x):
+    """A logit drop is the difference of two float32 dot products of 64 terms (the unoccluded
+    image is scored in another call, with another batch shape, than the occluded copies)."""
+    return f32_tol(64, np.abs(w[..., 0, 0] * x[0, ..., 0]).sum())
+
+
+def test_only_the_used_quadrant_matters_and_logit_drops_are_linear():
+    m, w = quadrant_model(seed=1)
+    x = np.random.default_rng(2).random((1, 8, 8, 1), dtype=np.float32) + 0.1
     heat = vizkit.occlusion(m, x, 0, patch=2, score="logit")[0]
-    np.testing.assert_array_equal(heat[4:, :], 0.0)
-    np.testing.assert_array_equal(heat[:, 4:], 0.0)
-    assert np.all(heat[:4, :4] > 0)
+    tol = logit_tol(w, x)
+    # Zero up to rounding: both logits sum the same 16 non-zero terms, in orders that may differ.
+    assert np.abs(heat[4:, :]).max() <= tol and np.abs(heat[:, 4:]).max() <= tol
+    # The smallest real drop (one 2x2 window of the quadrant) is far above the rounding.
+    assert np.all(heat[:4, :4] > 100 * tol)
     # Linear logit: the drop of a window is the sum of w * x over it.
     contrib = (w[..., 0, 0] * x[0, ..., 0]).reshape(4, 2, 4, 2).sum(axis=(1, 3))
-    np.testing.assert_allclose(heat[::2, ::2], contrib, rtol=1e-5)
+    np.testing.assert_allclose(heat[::2, ::2], contrib, rtol=0, atol=tol)
 
 
 def test_fill_options():
-    m, w = quadrant_model()
-    x = RNG.random((1, 8, 8, 1), dtype=np.float32)
+    m, w = quadrant_model(seed=3)
+    x = np.random.default_rng(4).random((1, 8, 8, 1), dtype=np.float32)
+    tol = logit_tol(w, x)
     mean = vizkit.occlusion(m, x, 0, patch=4, fill="mean", score="logit")[0]
     expected = (w[:4, :4, 0, 0] * (x[0, :4, :4, 0] - x.mean())).sum()
-    np.testing.assert_allclose(mean[:4, :4], expected, rtol=1e-5)
+    assert abs(expected) > 100 * tol  # the check below means something
+    np.testing.assert_allclose(mean[:4, :4], expected, rtol=0, atol=tol)
     const = vizkit.occlusion(m, x, 0, patch=4, fill=0.5, score="logit")[0]
     expected = (w[:4, :4, 0, 0] * (x[0, :4, :4, 0] - 0.5)).sum()
-    np.testing.assert_allclose(const[0, 0], expected, rtol=1e-5)
+    assert abs(expected) > 100 * tol
+    np.testing.assert_allclose(const[0, 0], expected, rtol=0, atol=tol)
     blur = vizkit.occlusion(m, x, 0, patch=4, fill="blur", score="logit")
-    assert np.all(np.isfinite(blur)) and np.all(blur[0, 4:, 4:] == 0)
+    assert np.all(np.isfinite(blur)) and np.abs(blur[0, 4:, 4:]).max() <= tol
 
 
 def test_gaps_between_windows_are_nan():
@@ -116,6 +140,7 @@ def test_gaps_between_windows_are_nan():
     covered = np.zeros(8, bool)
     for s in (0, 3, 6):
         covered[s : s + 2] = True
+    # Exact: which pixels are NaN is decided by integer window arithmetic.
     assert np.array_equal(np.isnan(heat), ~(covered[:, None] & covered[None, :]))
 
 

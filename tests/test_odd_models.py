@@ -16,6 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from helpers import assert_close_f32, chain_terms
 
 import vizkit
 
@@ -158,7 +160,37 @@ REFUSED = {
 
 
 @functools.cache
+def _bfloat16_convolution_error() -> str | None:
+    """Why a plain Keras bfloat16 convolution cannot run here, or None when it can.
+
+    TensorFlow hands bfloat16 convolutions to oneDNN when the CPU reports AVX-512 BF16; with
+    oneDNN capped below AVX-512 (``ONEDNN_MAX_CPU_ISA=AVX2``, how the suite is checked for
+    narrower CPUs) oneDNN has no bfloat16 convolution and every such model fails, vizkit or not.
+    A real AVX2 CPU does not report BF16, so TensorFlow uses its Eigen kernel there (as with
+    ``TF_ENABLE_ONEDNN_OPTS=0``) and these tests run.
+    """
+    old = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        inp = keras.Input((SIZE, SIZE, 1))
+        keras.Model(inp, keras.layers.Conv2D(1, 3)(inp))(X[:1])
+    except tf.errors.AbortedError as error:
+        if "could not create a primitive" not in str(error):
+            raise
+        return "oneDNN: could not create a primitive descriptor for the convolution"
+    finally:
+        keras.config.set_dtype_policy(old)
+    return None
+
+
 def model(name: str) -> keras.Model:
+    if name == "bfloat16" and (error := _bfloat16_convolution_error()):
+        pytest.skip(f"bfloat16 convolutions do not run on this CPU/oneDNN setting ({error})")
+    return _model(name)
+
+
+@functools.cache
+def _model(name: str) -> keras.Model:
     keras.utils.set_random_seed(1)
     return BUILDERS[name]()
 
@@ -281,15 +313,13 @@ def test_softmax_layer_bypass_equals_logits_model():
     # logits=True on a model ending in a Softmax layer must give the logits twin's gradients.
     soft = model("softmax_layer")
     twin = _twin(soft, logits())
-    np.testing.assert_allclose(
-        vizkit.saliency(soft, X, [0, 2], logits=True),
-        vizkit.saliency(twin, X, [0, 2]),
-        rtol=1e-5,
-        atol=1e-7,
-    )
-    np.testing.assert_allclose(
-        vizkit.gradcam(soft, X, [0, 2]), vizkit.gradcam(twin, X, [0, 2]), atol=1e-5
-    )
+    # The same weights in another graph: the kernels may add up in another order. Gradients
+    # go through the 3x3 convolution, the 10x10 average and the dense layer's 4 inputs.
+    n_terms = chain_terms(twin) + 10 * 10
+    expected = vizkit.saliency(twin, X, [0, 2])
+    assert_close_f32(vizkit.saliency(soft, X, [0, 2], logits=True), expected, n_terms=n_terms)
+    cam = vizkit.gradcam(twin, X, [0, 2])  # in [0, 1]
+    assert_close_f32(vizkit.gradcam(soft, X, [0, 2]), cam, n_terms=n_terms, scale=1.0)
 
 
 @pytest.mark.parametrize("policy", ["float16", "bfloat16"])
@@ -314,5 +344,8 @@ def test_subclassed_model_matches_functional_twin():
     sub = model("subclassed")
     inp = keras.Input((SIZE, SIZE, 1))
     twin = _twin(sub, keras.Model(inp, _head(inp, softmax=False)))
-    np.testing.assert_allclose(vizkit.saliency(sub, X, 1), vizkit.saliency(twin, X, 1), rtol=1e-5)
-    np.testing.assert_allclose(vizkit.gradcam(sub, X, 1), vizkit.gradcam(twin, X, 1), atol=1e-6)
+    n_terms = chain_terms(twin) + 10 * 10  # as in test_softmax_layer_bypass_equals_logits_model
+    expected = vizkit.saliency(twin, X, 1)
+    assert_close_f32(vizkit.saliency(sub, X, 1), expected, n_terms=n_terms)
+    cam = vizkit.gradcam(twin, X, 1)  # in [0, 1]
+    assert_close_f32(vizkit.gradcam(sub, X, 1), cam, n_terms=n_terms, scale=1.0)

@@ -31,6 +31,7 @@ def n_images(fig):
 
 def test_plot_package_exports_every_function():
     assert set(vizkit.plot.__all__) == {
+        "plot_attention",
         "plot_diagnosis",
         "plot_feature_maps",
         "plot_filters",

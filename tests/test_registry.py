@@ -20,9 +20,20 @@ FAST_OPTIONS = {
 }
 
 
+# Methods that need a transformer are exported on a tiny ViT (same 12x12x1 images).
+TRANSFORMER_METHODS = {"attention_maps", "attention_rollout"}
+
+
 @pytest.fixture(scope="module")
 def model():
     return small_cnn(input_shape=(12, 12, 1), num_classes=3)
+
+
+@pytest.fixture(scope="module")
+def vit():
+    from transformer_helpers import tiny_vit
+
+    return tiny_vit()
 
 
 def _subparser(command: str) -> argparse.ArgumentParser:
@@ -59,7 +70,8 @@ def test_command_line_surface(spec):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-def test_export_and_report_surface(spec, model, tmp_path):
+def test_export_and_report_surface(spec, model, vit, tmp_path):
+    model = vit if spec.name in TRANSFORMER_METHODS else model
     images = random_images(2, (12, 12, 1), seed=1)
     index = vizkit.export(
         model,

@@ -156,7 +156,7 @@ def test_label_file_and_bad_labels(model, tmp_path):
     export(model, digits(1), tmp_path / "o", methods=["saliency"], labels=names,
            progress=False, diagnose=False)  # fmt: skip
     assert load(tmp_path / "o")["settings"]["class_names"] == ["zero", "one", "two"]
-    with pytest.raises(FileNotFoundError, match="labels: no label file"):
+    with pytest.raises(FileNotFoundError, match="no labels file"):
         export(model, digits(1), tmp_path / "p", labels=tmp_path / "nope.txt")
     with pytest.raises(TypeError, match="labels must be"):
         export(model, digits(1), tmp_path / "p", labels=3)
@@ -275,3 +275,37 @@ def test_journal_replays_after_a_kill_and_ignores_a_torn_line(tmp_path):
     again.save()  # compaction: one manifest.json, no journal
     assert not (tmp_path / JOURNAL_NAME).exists()
     assert json.loads((tmp_path / "manifest.json").read_text())["files"] == []
+
+
+def test_preprocess_preset_by_name(tmp_path):
+    model = tiny_model("pre")
+    x = digits(2)
+    export(model, x, tmp_path, methods=["saliency"], preprocess="tf", progress=False,
+           diagnose=False)  # fmt: skip
+    manifest = load(tmp_path)
+    assert manifest["models"]["pre"]["preprocess"] == "tf"
+    p = model.predict(x * 2.0 - 1.0, verbose=0)  # "tf": [0, 1] -> [-1, 1]
+    infos = manifest["images"]["pre"]
+    assert [infos[i]["prediction"] for i in ("000", "001")] == p.argmax(axis=1).tolist()
+    with pytest.raises(ValueError, match="unknown preprocess preset 'nope'"):
+        export(model, x, tmp_path / "o", preprocess="nope")
+
+
+def test_command_line_export_of_a_folder(model, tmp_path, capsys):
+    from vizkit import cli
+
+    model.save(tmp_path / "tiny.keras")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("cat", "dog", "owl"):
+        cv2.imwrite(str(folder / f"{name}.png"), np.full((12, 12), 60, np.uint8))
+    (tmp_path / "names.txt").write_text("zero\none\ntwo\n")
+    code = cli.main(["export", str(tmp_path / "tiny.keras"), "--folder", str(folder), "--methods",
+                     "saliency,filters", "--out", str(tmp_path / "rep"), "--quiet", "--page-size",
+                     "2", "--labels", str(tmp_path / "names.txt"), "--no-diagnose"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    manifest = load(tmp_path / "rep")
+    saliency = sorted(f["path"] for f in manifest["files"] if f["method"] == "saliency")
+    assert saliency == [f"tiny/_model/{n}_saliency-vanilla.png" for n in ("cat", "dog", "owl")]
+    assert manifest["settings"]["class_names"] == ["zero", "one", "two"]
+    assert len([p for p in manifest["pages"] if "saliency" in p]) == 2

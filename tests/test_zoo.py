@@ -50,10 +50,14 @@ def _predict(model, x) -> np.ndarray:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_session():
-    keras.backend.clear_session()
+def _fresh_session(request):
+    # A fresh Keras state (name counters, graph) for each model. Python's garbage collection,
+    # which clear_session also runs by default, takes a second or more per call in a process
+    # that holds the other modules' models, so it runs only after the slow tests that build
+    # ImageNet-size models (hundreds of MB each); the small ones are left to the collector.
+    keras.backend.clear_session(free_memory=False)
     yield
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=request.node.get_closest_marker("slow") is not None)
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
@@ -89,6 +93,7 @@ def test_model_contract(name, tmp_path):
     path = tmp_path / f"{name}.keras"
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+    # Exact: the weights are copies, and the same graph on the same batch runs the same kernels.
     np.testing.assert_array_equal(_predict(reloaded, x), _predict(model, x))
     assert [layer.name for layer in reloaded.layers] == names
 
@@ -213,3 +218,28 @@ def test_imagenet_stems_build(name):
 def test_too_small_input_names_the_argument():
     with pytest.raises(ValueError, match=r"input_shape=\(4, 4, 1\).*too small"):
         models.create_model("inception_v3", input_shape=(4, 4, 1))
+
+
+@pytest.mark.slow
+def test_vit_tiny_at_imagenet_size_is_vit_ti():
+    # ViT-Ti / DeiT-Tiny (patch 16, width 192, 12 blocks of 3 heads, MLP 768, class token):
+    # 5,717,416 parameters, the count of timm's vit_tiny_patch16_224 (5.7M in Touvron et al.).
+    model = models.create_model(
+        "vit_tiny",
+        (224, 224, 3),
+        num_classes=1000,
+        patch_size=16,
+        dim=192,
+        depth=12,
+        heads=3,
+        mlp_ratio=4.0,
+    )
+    assert model.count_params() == 5_717_416
+    assert model.get_layer("block12_attn").output.shape == (None, 197, 192)
+
+
+def test_vit_tiny_refuses_a_patch_that_does_not_divide_the_image():
+    with pytest.raises(ValueError, match="not a multiple of patch_size=5"):
+        models.create_model("vit_tiny", (28, 28, 1), patch_size=5)
+    with pytest.raises(ValueError, match="divisible by heads"):
+        models.create_model("vit_tiny", dim=30, heads=4)

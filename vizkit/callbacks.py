@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .core.checks import positive_int
 from .registry import check_methods
 
 
@@ -51,12 +52,10 @@ class VisualizationCallback(keras.callbacks.Callback):
         **export_options,
     ) -> None:
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
         self.methods = check_methods(methods)
         self.images = np.asarray(images)
         self.out_dir = Path(out_dir)
-        self.every = int(every)
+        self.every = positive_int(every, "every")
         self.layers = layers
         self.tensorboard_dir = None if tensorboard_dir is None else Path(tensorboard_dir)
         self.export_options = {"progress": False, "diagnose": False, **export_options}

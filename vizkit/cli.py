@@ -1,15 +1,22 @@
 """The ``vizkit`` command line: train and list models, run one method, export a report, diagnose.
 
 Subcommands live in :data:`COMMANDS` (name -> help, argument setup, handler), so adding one is
-one entry. Heavy modules (TensorFlow, Keras, matplotlib) are imported inside the handlers, so
-``vizkit --help`` answers at once.
+one entry; the method subcommands are generated from the method table
+(:data:`vizkit.registry.METHODS`). Heavy modules (TensorFlow, Keras, matplotlib) are imported
+inside the handlers, after the arguments and files are checked, so ``vizkit --help``,
+``vizkit models`` and mistakes answer at once; TensorFlow's start-up log lines are kept off the
+terminal (:func:`import_tensorflow_quietly`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+import tempfile
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +24,17 @@ from pathlib import Path
 from .registry import METHODS, MethodSpec, Option
 
 PROG = "vizkit"
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
-IMAGE_HINT = "image files (png, jpg, bmp, tif); resized to the model's input size"
+# Figure formats --out can name (matplotlib writes the raster ones through Pillow).
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")
+# Suffixes that mean "a file" even though no figure can be written in that format.
+OTHER_FILE_SUFFIXES = (".gif", ".bmp", ".ico", ".eps", ".ps", ".npy", ".npz", ".txt", ".json")
+IMAGE_HINT = "image files (png, jpg, bmp, tif, webp)"
+DEFAULT_COUNT = 8
+LAYER_DEFAULTS = {
+    "representative": "a few representative layers: the last of each resolution stage, at most 8",
+    "last": "the last layer whose map is larger than 1x1",
+    "all": "every layer it can draw",
+}
 
 
 @dataclass(frozen=True)
@@ -29,13 +45,14 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     description: str = ""
+    needs_tensorflow: bool = True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 
     Errors are printed as one line on stderr (exit code 1; 2 for bad arguments); ``--debug``
-    shows the full traceback instead.
+    shows the full traceback instead. Warnings are one ``vizkit COMMAND: warning: ...`` line.
     """
     parser = build_parser()
     try:
@@ -45,17 +62,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    try:
-        return int(COMMANDS[args.command].run(args) or 0)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if args.debug:
-            traceback.print_exc()
-        else:
-            print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+    command = COMMANDS[args.command]
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.showwarning = _warning_printer(args.command)
+        try:
+            check_arguments(args)  # before TensorFlow: a typo answers at once
+            if command.needs_tensorflow:
+                import_tensorflow_quietly()
+            return int(command.run(args) or 0)
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            if args.debug:
+                traceback.print_exc()
+            else:
+                print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+            return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="See inside convolutional networks: train small models, draw filters, "
         "feature maps, saliency, Grad-CAM, occlusion, activation maximisation and DeepDream, "
         "and export HTML reports.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
@@ -76,13 +101,121 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=command.help,
             description=command.description or command.help,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         p.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
         )
         command.configure(p)
     return parser
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Adds ``(default: X)`` once, only for optional arguments with a real default.
+
+    Help texts that already say what the default is (``default: ...``) are left alone, so no
+    default is printed twice and none reads ``(default: None)``.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or getattr(action, "required", False)
+            or default in (None, False, True, argparse.SUPPRESS)
+            or (isinstance(default, (list, tuple)) and not default)
+            or action.nargs == 0  # flags (store_true / store_false / help)
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+# -- quiet start --------------------------------------------------------------------------------
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its start-up log lines kept off the terminal.
+
+    TensorFlow 2.21 prints absl lines while its C++ libraries load ("All log messages before
+    absl::InitializeLog() ...", oneDNN and CUDA-stub notes): they are written to file
+    descriptor 2 before ``TF_CPP_MIN_LOG_LEVEL`` is read, so that variable alone cannot stop them.
+    File descriptor 2 points at a temporary file during the import only; if the import fails
+    what was captured is printed. ``TF_CPP_MIN_LOG_LEVEL=3`` (unless the user set it) silences
+    the later lines (``cuInit`` errors on machines without a GPU). A user who sets
+    ``TF_CPP_MIN_LOG_LEVEL`` to 0 sees everything.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() in ("", "0"):
+        import tensorflow
+
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _warning_printer(command: str) -> Callable:
+    def show(message, category, filename, lineno, file=None, line=None):
+        stream = file or sys.stderr
+        try:
+            stream.write(f"{PROG} {command}: warning: {_one_line(message)}\n")
+        except (OSError, ValueError):  # a closed stream: nothing sensible to do
+            pass
+
+    return show
+
+
+# -- checks before TensorFlow ---------------------------------------------------------------------
+def check_arguments(args: argparse.Namespace) -> None:
+    """Cheap checks of files, names and the output path, run before TensorFlow is imported.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        One clear message naming the argument and the bad value.
+    """
+    models_given = getattr(args, "model", None)
+    if models_given is not None:
+        for path in models_given if isinstance(models_given, list) else [models_given]:
+            _check_model_file(path)
+    for path in getattr(args, "images", None) or []:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no image file at {path!r} (--images)")
+    dataset = getattr(args, "dataset", None)
+    if dataset:
+        from models.datasets import DATASETS
+
+        if str(dataset).lower().replace("-", "_") not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(DATASETS)}")
+    if getattr(args, "images", None) and dataset:
+        raise ValueError("pass either --images files or --dataset, not both")
+    if getattr(args, "method_spec", None) is not None:
+        output_target(args.out)
+        if getattr(args, "preprocess", None):
+            _preset(args.preprocess)
+        if getattr(args, "labels", None):
+            _class_names(args.labels)
+
+
+def _check_model_file(path: str) -> None:
+    file = Path(path).expanduser()
+    if not file.exists():
+        raise FileNotFoundError(f"no model file at {path!r}")
+    if file.is_dir():
+        raise ValueError(f"{path!r} is a folder; pass a saved model file (.keras or .h5)")
 
 
 # -- shared arguments ---------------------------------------------------------------------------
@@ -98,24 +231,31 @@ def _model_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     )
 
 
-def _image_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+def _image_args(
+    p: argparse.ArgumentParser, *, required: bool = True, count_help: str | None = None
+) -> None:
     p.add_argument("--images", nargs="+", default=[], metavar="FILE", help=IMAGE_HINT)
     p.add_argument(
         "--dataset",
         metavar="NAME",
         help="take test images from a dataset instead (mnist, mnist5k, fashion_mnist, digits, ...)",
     )
-    p.add_argument("--count", type=_positive, default=8, help="number of dataset images")
+    p.add_argument(
+        "--count",
+        type=_positive,
+        metavar="N",
+        help=count_help or f"number of dataset images (default: {DEFAULT_COUNT})",
+    )
     p.set_defaults(images_required=required)
 
 
-def _layer_args(p: argparse.ArgumentParser, what: str = "layer to draw") -> None:
+def _layer_args(p: argparse.ArgumentParser, what: str = "layer to draw", default: str = "") -> None:
     p.add_argument(
         "--layer",
         action="append",
         metavar="NAME",
         help=f"{what} (name, nested path like backbone/conv1, or index); repeat for several; "
-        "default: the method's usual layers",
+        f"'all' for every layer it can draw; default: {default or 'the method usual layers'}",
     )
 
 
@@ -130,8 +270,11 @@ def _out_args(p: argparse.ArgumentParser) -> None:
         "--out",
         required=True,
         metavar="PATH",
-        help="figure file (.png, .pdf or .svg) or a folder; with several layers or images "
-        "the layer and image are added to the file name",
+        help="a folder (created if missing), or one figure file (.png, .jpg, .pdf, .svg, .tif, "
+        ".webp) when the run makes one figure. Files in a folder are named SOURCE_METHOD_LAYER.png "
+        "(SOURCE: the image file's stem, DATASET-testNNN, or the model file's stem for "
+        "filters, maximize and top-activating; e.g. astronaut_saliency-smoothgrad.png, "
+        "digit_gradcam_c3_conv.png); a name two figures would share gets a short hash suffix",
     )
     p.add_argument("--save-array", action="store_true", help="also save the computed array as .npy")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -145,6 +288,36 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"256"`` -> (256, 256); ``"192x256"`` -> (192, 256) as (height, width)."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values, default=0) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a size like 256 or HEIGHTxWIDTH like 192x256, got {text!r}"
+        )
+    return (values[0], values[-1])
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``"padding=same"`` -> ("padding", "same"); numbers, True/False and None are converted."""
+    import ast
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE like padding=same, got {text!r}")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    if isinstance(value, str) and value.lower() in ("true", "false", "none"):
+        value = {"true": True, "false": False, "none": None}[value.lower()]
+    return key.strip(), value
 
 
 # -- method subcommands (generated from the method table) ---------------------------------------
@@ -170,13 +343,15 @@ _OPTION_PARSERS = {"int": _positive, "float": float, "str": str, "units": parse_
 
 
 def _add_option(p: argparse.ArgumentParser, option: Option) -> None:
-    help_text = option.help
-    if option.default is not None and option.type != "bool":
-        help_text += f" (default: {option.default})"
     if option.type == "bool":
-        p.add_argument(option.cli_flag, dest=option.name, action="store_true", help=help_text)
+        p.add_argument(option.cli_flag, dest=option.name, action="store_true", help=option.help)
         return
-    kwargs: dict = {"dest": option.name, "type": _OPTION_PARSERS[option.type], "help": help_text}
+    kwargs: dict = {
+        "dest": option.name,
+        "type": _OPTION_PARSERS[option.type],
+        "help": option.help,
+        "default": option.default,  # shown once by HelpFormatter, unless the help says it
+    }
     if option.choices:
         kwargs["choices"] = option.choices
     if option.type == "units":
@@ -184,21 +359,151 @@ def _add_option(p: argparse.ArgumentParser, option: Option) -> None:
     p.add_argument(option.cli_flag, **kwargs)
 
 
+def _runs_model(spec: MethodSpec) -> bool:
+    """Every method but ``filters`` (which only reads weights) feeds images to the model."""
+    return spec.renderer != "filters"
+
+
+def _keeps_size(spec: MethodSpec) -> bool:
+    """DeepDream works on images of any size (tiling fixed-size models), so it keeps theirs."""
+    return spec.name == "deepdream"
+
+
 def _configure_method(spec: MethodSpec) -> Callable[[argparse.ArgumentParser], None]:
     def configure(p: argparse.ArgumentParser) -> None:
         _model_args(p)
         if spec.needs_images:
-            _image_args(p)
+            count_help = None
+            if spec.name == "top_activating":
+                count_help = "dataset images to rank (default: the whole test split)"
+            _image_args(p, count_help=count_help)
+            size_help = (
+                "resize the images to this size, e.g. 256 or 192x256 (default: each image's own "
+                "size)"
+                if _keeps_size(spec)
+                else "resize the images to this size, e.g. 224 or 192x256 (default: the "
+                "model's input size; each image's own size for a model that takes any size)"
+            )
+            p.add_argument("--size", type=parse_size, metavar="SIZE", help=size_help)
         if spec.layers is not None:
-            _layer_args(p)
+            _layer_args(p, default=LAYER_DEFAULTS[spec.default_layers])
         if spec.target:
             _target_args(p)
         for option in spec.options:
             _add_option(p, option)
+        if _runs_model(spec):
+            p.add_argument(
+                "--preprocess",
+                metavar="NAME",
+                help="input preprocessing the model was trained with, applied inside the graph "
+                "to images in [0, 1]: none, scale255, tf ([-1, 1]), torch, caffe, or a "
+                "keras.applications family such as resnet50 or mobilenet_v2 (default: none)",
+            )
+        if spec.target:
+            p.add_argument(
+                "--labels",
+                metavar="FILE",
+                help="class names for the printed classes: a text file (one name per line), "
+                "a JSON list, or 'imagenet' (default: the dataset's names with --dataset)",
+            )
         _out_args(p)
         p.set_defaults(method_spec=spec)
 
     return configure
+
+
+@dataclass
+class Batch:
+    """Images read for a method run, with the names of their sources."""
+
+    images: object  # (N, H, W, C) float32 in [0, 1]
+    sources: list[str]  # one name per image: the file's stem or DATASET-testNNN
+    keys: list[str]  # what tells images apart: the file's full path or the source name
+    class_names: list[str] | None = None  # the dataset's class names, if any
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where figures go: a folder (names made per figure) or exactly one file."""
+
+    folder: Path
+    file: Path | None = None
+
+    def path(self, name: str, suffix: str = ".png") -> Path:
+        return self.file if self.file is not None else self.folder / f"{name}{suffix}"
+
+
+def output_target(out: str) -> OutputTarget:
+    """Read ``--out``: an existing folder, a figure file (by its suffix) or a new folder.
+
+    Raises
+    ------
+    ValueError
+        For a file suffix no figure can be written in, or an existing file without a figure
+        suffix (it would be taken for a folder).
+    """
+    path = Path(out).expanduser()
+    if path.is_dir() or str(out).endswith(("/", os.sep)):
+        return OutputTarget(path)
+    suffix = path.suffix.lower()
+    if suffix in FIGURE_SUFFIXES:
+        return OutputTarget(path.parent, path)
+    if suffix in OTHER_FILE_SUFFIXES:
+        raise ValueError(
+            f"--out {out!r}: cannot write a figure as {suffix}; name a "
+            f"{', '.join(FIGURE_SUFFIXES)} file or a folder"
+        )
+    if path.exists():
+        raise ValueError(
+            f"--out {out!r} is an existing file; name a figure file "
+            f"({', '.join(FIGURE_SUFFIXES)}) or a folder"
+        )
+    return OutputTarget(path)
+
+
+def figure_names(
+    identities: Sequence[tuple[str, ...]], keys: Sequence[tuple[str, ...]] | None = None
+) -> list[str]:
+    """File stems for figures named by tuples of parts, joined with ``_``.
+
+    Each part is made file-safe (``/`` of nested layer paths becomes ``.``; other characters
+    outside letters, digits, ``.``, ``-`` and ``_`` become ``_``). ``keys`` tell figures apart
+    (default: the identities; e.g. the full paths of two images that share a stem). Only when
+    different figures would share a name (also when the names differ only in case, as on the
+    macOS and Windows file systems) do they get a ``-`` and 6 hex digits of a hash of their key.
+    """
+    import hashlib
+
+    keys = list(identities) if keys is None else list(keys)
+    stems = ["_".join(_slug(part) for part in identity if part) for identity in identities]
+    seen: dict[str, set[tuple[str, ...]]] = {}
+    for stem, key in zip(stems, keys, strict=True):
+        seen.setdefault(stem.lower(), set()).add(tuple(key))
+    out = []
+    for stem, key in zip(stems, keys, strict=True):
+        if len(seen[stem.lower()]) > 1:
+            digest = hashlib.sha1("\0".join(key).encode("utf-8", "surrogatepass"))
+            stem = f"{stem}-{digest.hexdigest()[:6]}"
+        out.append(stem)
+    return out
+
+
+def _slug(text: str) -> str:
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text.replace("/", ".")).strip("._-")
+    return slug[:80] or "x"
+
+
+def method_tag(spec: MethodSpec, options: dict) -> str:
+    """The method in a file name, with its variant: ``saliency-smoothgrad``, ``gradcam-plusplus``."""
+    tag = spec.command
+    if spec.name == "saliency":
+        tag += f"-{options.get('method') or 'vanilla'}"
+    if options.get("plus_plus"):
+        tag += "-plusplus"
+    return tag
 
 
 def _run_method(args: argparse.Namespace) -> int:
@@ -209,63 +514,168 @@ def _run_method(args: argparse.Namespace) -> int:
     from .report.export import render_method
 
     spec: MethodSpec = args.method_spec
+    target = output_target(args.out)
     model = _load_model(args.model, unsafe=args.unsafe)
-    images = _read_images(args, model, required=True) if spec.needs_images else None
-    options = {
-        o.name: getattr(args, o.name)
-        for o in spec.options
-        if getattr(args, o.name) not in (None, False)
-    }
-    if images is None:  # filters / maximize need no images; the method ignores them
-        images = np.zeros((1, *_input_hw(model)), np.float32)
+    batch = _read_batch(args, model, spec) if spec.needs_images else None
+    images = batch.images if batch is not None else np.zeros((1, *_input_hw(model)), np.float32)
+    layers = _choose_layers(spec, model, getattr(args, "layer", None), args.command)
+    options = _method_options(spec, args)
     results = render_method(
         model,
         images,
         spec.name,
-        layers=getattr(args, "layer", None),
+        layers=layers,
         targets=getattr(args, "target", None),
         options=options,
         progress=None,
+        check_size=not _keeps_size(spec),
+        exact_layers=isinstance(layers, list),
     )
     if not results:
-        raise ValueError(f"no layer suits {spec.name}; pick one with --layer")
-    several_layers = len({layer for layer, _, _, _ in results}) > 1
-    written = []
-    for layer, image, array, fig in results:
-        path = _output_path(
-            args.out,
-            spec.name,
-            layer if several_layers else None,
-            image if len(images) > 1 else None,
+        raise ValueError(f"{spec.command} drew no figure for layers {layers}")
+    if target.file is not None and len(results) > 1:
+        raise ValueError(
+            f"--out {args.out!r} names one file but this run makes {len(results)} figures "
+            f"({_count_text(results)}); pass a folder instead"
         )
-        for target in [path] + ([path.with_suffix(".npy")] if args.save_array else []):
-            if target.exists() and not args.overwrite:
-                raise FileExistsError(
-                    f"{str(target)!r} already exists; pass --overwrite to replace it"
-                )
-        atomic_write(path, to_bytes(fig, path.suffix[1:], 100))
-        written.append(path)
+    tag = method_tag(spec, options)
+    model_stem = Path(args.model).stem
+    names = figure_names(
+        [
+            (model_stem if image is None else batch.sources[image], tag, layer or "")
+            for layer, image, _, _ in results
+        ],
+        keys=[
+            (args.model if image is None else batch.keys[image], tag, layer or "")
+            for layer, image, _, _ in results
+        ],
+    )
+    paths = [target.path(name) for name in names]
+    arrays = [p.with_suffix(".npy") for p in paths] if args.save_array else []
+    for path in [*paths, *arrays]:
+        if path.exists() and not args.overwrite:
+            raise FileExistsError(f"{str(path)!r} already exists; pass --overwrite to replace it")
+    captions = _class_captions(spec, args, model, batch, options, results)
+    for (_, _, array, fig), path, caption in zip(results, paths, captions, strict=True):
+        atomic_write(path, to_bytes(fig, path.suffix[1:].lower(), 100))
+        print(f"{path}\t{caption}" if caption else path)
         if args.save_array:
             atomic_write(path.with_suffix(".npy"), _npy_bytes(array))
-            written.append(path.with_suffix(".npy"))
-    for path in written:
-        print(path)
+            print(path.with_suffix(".npy"))
     return 0
 
 
-def _output_path(out: str, method: str, layer: str | None, image: int | None) -> Path:
-    from .core.files import safe_name
+def _count_text(results) -> str:
+    layers = len({layer for layer, _, _, _ in results})
+    images = len({image for _, image, _, _ in results})
+    return f"{layers} layer(s) x {images} image(s)"
 
-    out_path = Path(out).expanduser()
-    if out_path.suffix.lower() in FIGURE_SUFFIXES:
-        folder, stem, suffix = out_path.parent, out_path.stem, out_path.suffix.lower()
+
+def _method_options(spec: MethodSpec, args: argparse.Namespace) -> dict:
+    options = {}
+    for option in spec.options:
+        value = getattr(args, option.name)
+        if value in (None, False):
+            continue
+        if option.type == "units":  # --units 0 1 4-6: one list of indices
+            value = list(dict.fromkeys(u for part in value for u in part))
+        options[option.name] = value
+    if getattr(args, "units", None) and getattr(args, "first", None):
+        raise ValueError("pass either --units (which units) or --first N (how many), not both")
+    preset = getattr(args, "preprocess", None)
+    if preset and _preset(preset) is not None:
+        options["preprocess"] = _preset(preset)
+    return options
+
+
+def _choose_layers(spec: MethodSpec, model, requested: list[str] | None, command: str):
+    """The layers to draw: checked ``--layer`` values, ``"all"``, or the defaults (said on stderr)."""
+    from .core.layers import output_rank, resolve_layer
+    from .report.compute import default_layers, suitable_layers, suits, why_not
+
+    if spec.layers is None:
+        return None
+    if requested and "all" in requested:
+        if len(requested) > 1:
+            raise ValueError("--layer all means every layer; do not combine it with other layers")
+        paths = suitable_layers(spec, model)
+        if not paths:
+            raise ValueError(f"model {model.name!r} has no layer that suits {spec.command}")
+        print(f"{PROG} {command}: all {len(paths)} layers that suit it", file=sys.stderr)
+        return "all"
+    if not requested:
+        paths = default_layers(spec, model)
+        if not paths:
+            raise ValueError(f"model {model.name!r} has no layer that suits {spec.command}")
+        what = LAYER_DEFAULTS[spec.default_layers]
+        print(
+            f"{PROG} {command}: {_plural(len(paths), 'layer')} ({what}; --layer NAME or "
+            f"--layer all for others): {', '.join(paths)}",
+            file=sys.stderr,
+        )
+        return paths
+    chosen = []
+    for name in requested:
+        spec_value = int(name) if re.fullmatch(r"-?\d+", name) else name
+        path, layer = resolve_layer(model, spec_value)
+        # Grad-CAM's defaults skip 1x1 maps; a 1x1 layer named on purpose runs with a warning.
+        ok = suits(spec, layer) or (spec.layers == "gradcam" and output_rank(layer) == 4)
+        if not ok:
+            fits = suitable_layers(spec, model)
+            listing = ", ".join(fits[-8:])
+            more = f" (the last 8 of {len(fits)})" if len(fits) > 8 else ""
+            raise ValueError(
+                f"{why_not(spec, path, layer)}; layers that suit it{more}: {listing or 'none'}"
+            )
+        chosen.append(path)
+    return list(dict.fromkeys(chosen))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _class_captions(spec, args, model, batch, options, results) -> list[str]:
+    """``"predicted class 7 (seven)"`` per figure of a method that explains a class."""
+    if not spec.target or batch is None:
+        return [""] * len(results)
+    names = _class_names(args.labels) if getattr(args, "labels", None) else batch.class_names
+    if args.target is not None:
+        classes, kind = [args.target] * len(batch.images), "class"
     else:
-        folder, stem, suffix = out_path, method, ".png"
-    if layer is not None:
-        stem += f"_{safe_name(layer)}"
-    if image is not None:
-        stem += f"_img{image:03d}"
-    return folder / f"{stem}{suffix}"
+        from .core.graph import Tap
+        from .core.targets import resolve_targets
+
+        tap = Tap(logits=True, preprocess=options.get("preprocess"))
+        classes = resolve_targets(model, batch.images, None, tap=tap, size=32).tolist()
+        kind = "predicted class"
+    out = []
+    for _, image, _, _ in results:
+        c = int(classes[image])
+        name = names[c] if names is not None and 0 <= c < len(names) else str(c)
+        label = f" ({name})" if name != str(c) else ""  # MNIST's names are the digits
+        out.append(f"{kind} {c}{label}")
+    return out
+
+
+def _preset(name: str):
+    """The :mod:`vizkit.preprocessing` preset ``name`` (None for ``none``)."""
+    try:
+        from .preprocessing import get_preset
+    except ImportError:  # pragma: no cover - the module lands with issue #16
+        raise ValueError(
+            "--preprocess needs vizkit.preprocessing, which is not installed"
+        ) from None
+    preset = get_preset(name)
+    return None if getattr(preset, "name", name) == "none" else preset
+
+
+def _class_names(spec: str) -> list[str]:
+    try:
+        from .preprocessing import load_labels
+    except ImportError:  # pragma: no cover - the module lands with issue #16
+        raise ValueError("--labels needs vizkit.preprocessing, which is not installed") from None
+    return load_labels(spec)
 
 
 def _npy_bytes(array) -> bytes:
@@ -290,9 +700,9 @@ def _configure_models(p: argparse.ArgumentParser) -> None:
 
 
 def _run_models(args: argparse.Namespace) -> int:
-    import models
+    from models.names import zoo_names
 
-    names = models.list_models(args.pattern)
+    names = zoo_names(args.pattern)  # read from the zoo's source: no TensorFlow to import
     if not names:
         raise ValueError(f"no registered model matches {args.pattern!r}; try 'vizkit models'")
     print("\n".join(names))
@@ -308,8 +718,10 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
         "--out", required=True, metavar="PATH", help="saves PATH.keras and the PATH.json sidecar"
     )
     p.add_argument("--max-train", type=_positive, help="train on a random subset of this size")
-    p.add_argument("--optimizer", default="adam", help="Keras optimizer name (default: adam)")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (optimizer default)")
+    p.add_argument("--optimizer", default="adam", help="Keras optimizer name")
+    p.add_argument(
+        "--learning-rate", type=float, help="peak learning rate (default: the optimizer's own)"
+    )
     p.add_argument(
         "--schedule",
         choices=("constant", "cosine"),
@@ -320,18 +732,50 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--augment",
         choices=("shift", "flip", "shift+flip"),
-        help="random shifts and/or left-right flips of the training images",
+        help="random shifts and/or left-right flips of the training images (default: none)",
     )
     p.add_argument("--label-smoothing", type=float, default=0.0, help="in [0, 1)")
+    p.add_argument(
+        "--option",
+        type=parse_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the architecture's builder, e.g. --option padding=same or "
+        "--option dropout=0.25; repeat for several (see the builder's docstring)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing model files")
+    p.add_argument(
+        "--strategy",
+        choices=("mirrored", "multiworker"),
+        help="train under tf.distribute: 'mirrored' = every local GPU (or logical CPU device); "
+        "'multiworker' = the hosts in the TF_CONFIG environment variable (run the same command "
+        "on each; only the chief writes --out). --batch-size is then the global batch",
+    )
+    p.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        help="back up weights and epoch here after each epoch; rerunning the same command resumes "
+        "an interrupted job (with --strategy and no --backup-dir: PATH.backup)",
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
     import models
 
+    data = models.load_dataset(args.dataset)
+    try:
+        model = models.create_model(
+            args.name,
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            **dict(args.option),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(_command_line_advice(str(exc))) from exc
     result = models.train(
-        args.name,
-        args.dataset,
+        model,
+        data,
         epochs=args.epochs,
         batch_size=args.batch_size,
         out=args.out,
@@ -343,12 +787,22 @@ def _run_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         augment=args.augment or False,
         label_smoothing=args.label_smoothing,
+        strategy=args.strategy,
+        backup_dir=args.backup_dir,
     )
     print(f"test accuracy: {result.test_accuracy:.4f}")
     if result.path is not None:
         print(f"model: {result.path}")
         print(f"sidecar: {Path(result.path).with_suffix('.json')}")
     return 0
+
+
+def _command_line_advice(message: str) -> str:
+    """Builder advice such as ``use padding='same'`` rewritten as ``use --option padding=same``."""
+    message = re.sub(r"\buse (\w+)=(['\"]?)([\w.+-]+)\2", r"use --option \1=\3", message)
+    if "unexpected keyword argument" in message:
+        message += "; --option KEY=VALUE takes the builder's keyword options (see its docstring)"
+    return message
 
 
 def _configure_export(p: argparse.ArgumentParser) -> None:
@@ -361,6 +815,12 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
         default="filters,feature_maps,gradcam,saliency,occlusion",
         help=f"comma-separated methods or 'all'; known: {','.join(METHODS)}",
     )
+    p.add_argument(
+        "--folder",
+        metavar="DIR",
+        help="a folder of image files (searched recursively), read chunk by chunk while the "
+        "export runs, so any number of images fits in memory",
+    )
     p.add_argument("--formats", default="png", help="comma-separated: png, pdf, svg")
     p.add_argument(
         "--style",
@@ -370,13 +830,17 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
         "titled figures with colour bars (slower; PDF and SVG are always matplotlib)",
     )
     p.add_argument(
-        "--preprocess", metavar="PRESET", help="preprocessing preset applied before the model"
+        "--preprocess",
+        metavar="NAME",
+        help="input preprocessing the models were trained with, applied inside the graph to "
+        "images in [0, 1]: none, scale255, tf ([-1, 1]), torch, caffe, or a keras.applications "
+        "family such as resnet50 or mobilenet_v2 (default: none)",
     )
     p.add_argument(
         "--labels",
-        metavar="SPEC",
-        help="class names for captions: 'imagenet' or a file with one name per line "
-        "(default for --dataset: the dataset's class names)",
+        metavar="FILE",
+        help="class names for the captions: a text file (one name per line), a JSON list, or "
+        "'imagenet' (default: the dataset's names with --dataset)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace files from other exports")
@@ -397,22 +861,27 @@ def _run_export(args: argparse.Namespace) -> int:
         name = Path(path).stem
         loaded[name if name not in loaded else path] = _load_model(path, unsafe=args.unsafe)
     labels = args.labels
-    if args.images and args.dataset:
-        raise ValueError("pass either --images files or --dataset, not both")
-    if args.dataset:
+    given = [flag for flag, value in (("--images", args.images), ("--folder", args.folder),
+                                      ("--dataset", args.dataset)) if value]  # fmt: skip
+    if len(given) > 1:
+        raise ValueError(f"pass one of --images, --folder or --dataset, not {' and '.join(given)}")
+    if args.folder:
+        if not Path(args.folder).is_dir():
+            raise NotADirectoryError(f"no folder at {args.folder!r} (--folder)")
+        images = args.folder  # streamed: files are read a chunk at a time
+    elif args.dataset:
         import models
 
         data = models.load_dataset(args.dataset)
+        count = args.count or DEFAULT_COUNT
         # One (x, y) batch: the true labels go into the captions.
-        images = [(data.x_test[: args.count], data.y_test[: args.count])]
+        images = [(data.x_test[:count], data.y_test[:count])]
         names = getattr(data, "class_names", None)
         labels = labels if labels is not None else (list(names) if names else None)
-    elif len(args.images) == 1 and Path(args.images[0]).is_dir():
-        images = args.images[0]  # a folder: streamed, never read at once
     elif args.images:
         images = list(args.images)
     else:
-        raise ValueError("no images: pass --images FILE ... (or a folder) or --dataset NAME")
+        raise ValueError("no images: pass --images FILE ..., --folder DIR or --dataset NAME")
     methods = args.methods if args.methods == "all" else _split(args.methods)
     index = export(
         loaded,
@@ -474,20 +943,57 @@ def _input_hw(model) -> tuple[int, int, int]:
 
 
 def _read_images(args: argparse.Namespace, model, *, required: bool):
-    """Images from ``--images`` files or ``--dataset`` (uint8 or float NHWC), or None."""
+    """Images from ``--images`` files or ``--dataset`` (float NHWC in [0, 1]), or None."""
+    if not (getattr(args, "images", None) or getattr(args, "dataset", None)):
+        if required:
+            raise ValueError("no images: pass --images FILE ... or --dataset NAME [--count N]")
+        return None
+    return _read_batch(args, model).images
+
+
+def _read_batch(args: argparse.Namespace, model, spec: MethodSpec | None = None) -> Batch:
+    """The images of ``--images`` or ``--dataset`` with their source names.
+
+    Files are resized to ``--size``, else to the model's input size (not for methods that keep
+    the image size, nor for a model that takes any size). ``--dataset`` takes the first
+    ``--count`` test images (default 8; the whole test split for top-activating).
+    """
+    import numpy as np
+
+    from .core.images import model_input_shape
+    from .core.sources import index_id
+
     if args.images and args.dataset:
         raise ValueError("pass either --images files or --dataset, not both")
+    size = getattr(args, "size", None)
     if args.dataset:
         import models
 
         data = models.load_dataset(args.dataset)
-        return data.x_test[: args.count]
-    if args.images:
-        h, w, c = _input_hw(model)
-        return read_image_files(args.images, size=(h, w), channels=c)
-    if required:
+        count = args.count
+        if count is None:
+            whole = spec is not None and spec.name == "top_activating"
+            count = None if whole else DEFAULT_COUNT
+        x = data.x_test[:count]
+        if size is not None and tuple(x.shape[1:3]) != tuple(size):
+            import cv2
+
+            x = np.stack([_as_hwc(cv2.resize(im, size[::-1], cv2.INTER_AREA)) for im in x])
+        sources = [f"{data.name}-test{index_id(i, len(x))}" for i in range(len(x))]
+        return Batch(x, sources, sources, list(data.class_names) or None)
+    if not args.images:
         raise ValueError("no images: pass --images FILE ... or --dataset NAME [--count N]")
-    return None
+    h, w, c = model_input_shape(model)
+    keep = spec is not None and _keeps_size(spec)
+    if size is None and not keep and h is not None and w is not None:
+        size = (h, w)
+    images = read_image_files(args.images, size=size, channels=c)
+    keys = [str(Path(p).expanduser().resolve()) for p in args.images]
+    return Batch(images, [Path(p).stem for p in args.images], keys)
+
+
+def _as_hwc(image):
+    return image if image.ndim == 3 else image[..., None]
 
 
 def read_image_files(
@@ -507,9 +1013,12 @@ def read_image_files(
         if not Path(path).is_file():
             raise FileNotFoundError(f"no image file at {path!r}")
         batch.append(read_image(path, size=size, channels=channels))
-    shapes = {b.shape for b in batch}
+    shapes = {b.shape[:2] for b in batch}
     if len(shapes) > 1:
-        raise ValueError(f"images have different sizes {sorted(shapes)}; resize them first")
+        raise ValueError(
+            f"the images have different sizes {sorted(shapes)}; pass --size HEIGHTxWIDTH to "
+            "resize them to one size"
+        )
     return np.stack(batch)
 
 
@@ -517,7 +1026,7 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | Warning | str) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -556,10 +1065,93 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_style_transfer(p: argparse.ArgumentParser) -> None:
+    from .preprocessing import preset_names
+
+    _model_args(p)
+    p.add_argument("--content", required=True, metavar="FILE", help="the content image file")
+    p.add_argument("--style", required=True, metavar="FILE", help="the style image file")
+    p.add_argument(
+        "--content-layer",
+        action="append",
+        metavar="NAME",
+        help="content layer (repeat for several; default: the last conv of the second-to-last "
+        "resolution stage)",
+    )
+    p.add_argument(
+        "--style-layer",
+        action="append",
+        metavar="NAME",
+        help="style layer (repeat for several; default: the first conv of each stage, up to 5)",
+    )
+    p.add_argument("--steps", type=_positive, default=200, help="Adam steps")
+    p.add_argument("--size", type=_positive, help="output side in pixels (default: content size)")
+    p.add_argument("--style-weight", type=float, default=10.0, help="weight of the style loss")
+    p.add_argument("--content-weight", type=float, default=1.0, help="weight of the content loss")
+    p.add_argument("--tv-weight", type=float, default=0.05, help="total-variation weight")
+    p.add_argument(
+        "--preprocess",
+        default="none",
+        choices=preset_names(),
+        metavar="PRESET",
+        help="the model's input preprocessing: none, scale255, tf, torch, caffe or a "
+        "keras.applications family (resnet50, vgg16, mobilenet_v2, ...)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the optimisation")
+    p.add_argument("--out", required=True, metavar="FILE", help="output image (.png or .jpg)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def _run_style_transfer(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from .core.files import atomic_write
+    from .methods.style_transfer import style_transfer
+
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise ValueError(f"--out must end in .png or .jpg, got {args.out!r}")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{str(out)!r} already exists; pass --overwrite to replace it")
+    model = _load_model(args.model, unsafe=args.unsafe)
+    channels = _input_hw(model)[2]
+    content = read_image_files([args.content], channels=channels)[0]
+    style = read_image_files([args.style], channels=channels)[0]
+    image = style_transfer(
+        model,
+        content,
+        style,
+        content_layers=args.content_layer,
+        style_layers=args.style_layer,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        steps=args.steps,
+        size=args.size,
+        seed=args.seed,
+        preprocess=args.preprocess,
+    )
+    pixels = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if pixels.shape[-1] == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(out.suffix.lower(), pixels)
+    if not ok:
+        raise ValueError(f"could not encode the image as {out.suffix}")
+    atomic_write(out, encoded.tobytes())
+    print(out)
+    return 0
+
+
 # Subcommands in the order --help lists them. More are added as entries, e.g.
 # COMMANDS["demo"] = Command("train LeNet-5 on MNIST and export every figure", configure, run).
 COMMANDS: dict[str, Command] = {
-    "models": Command("list the registered architectures", _configure_models, _run_models),
+    "models": Command(
+        "list the registered architectures",
+        _configure_models,
+        _run_models,
+        needs_tensorflow=False,
+    ),
     "train": Command(
         "train a registered architecture on a dataset and save it",
         _configure_train,
@@ -578,6 +1170,16 @@ COMMANDS: dict[str, Command] = {
         "find dead and constant feature maps layer by layer", _configure_diagnose, _run_diagnose
     ),
 }
+COMMANDS["style-transfer"] = Command(
+    "paint a content image in the style of another with a model's features (Gatys et al.)",
+    _configure_style_transfer,
+    _run_style_transfer,
+)
+COMMANDS["style-transfer"] = Command(
+    "paint a content image in the style of another with a model's features (Gatys et al.)",
+    _configure_style_transfer,
+    _run_style_transfer,
+)
 COMMANDS["demo"] = Command(
     "train LeNet-5 and an RBM on MNIST (offline) and export every figure with an HTML report",
     _configure_demo,

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.checks import positive_int
+
 MODEL = "lenet5_relu"
 SALIENCY_METHODS = ("vanilla", "gradxinput", "smoothgrad", "integrated", "guided")
 
@@ -108,9 +110,7 @@ def run_demo(
     """
     sizes = QUICK if quick else FULL
     if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        sizes = DemoSizes(**{**sizes.__dict__, "epochs": epochs})
+        sizes = DemoSizes(**{**sizes.__dict__, "epochs": positive_int(epochs, "epochs")})
     out = _check_out(Path(out), overwrite=overwrite)
     stages = _Stages(progress)
 

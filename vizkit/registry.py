@@ -26,8 +26,10 @@ from typing import Any
 #   "conv2d"   convolution layers with a 4-D output (kernels to draw),
 #   "spatial"  any layer with a 4-D (N, H, W, C) output,
 #   "units"    4-D or 2-D outputs (channels or dense units),
-#   "gradcam"  spatial layers larger than 1x1 (a 1x1 map carries no "where").
-LAYER_KINDS = ("conv2d", "spatial", "units", "gradcam")
+#   "gradcam"  spatial layers larger than 1x1 (a 1x1 map carries no "where"),
+#   "attention" MultiHeadAttention layers (their attention weights).
+# Transformer token layers (N, T, C) whose tokens form a patch grid count as spatial.
+LAYER_KINDS = ("conv2d", "spatial", "units", "gradcam", "attention")
 # How a result is drawn (vizkit.render.raster for the fast path, vizkit.plot for matplotlib).
 RENDERERS = ("filters", "feature_maps", "heatmap", "hypercolumn", "grid", "pair", "top")
 
@@ -129,6 +131,14 @@ def load(path: str) -> Any:
 _C = "vizkit.report.compute"
 _UNITS = Option("units", "units", "unit (channel) indices, e.g. '0 1 2' or '0-7'")
 _FIRST = Option("first", "int", "draw the first N units of each layer (instead of --units)")
+
+_QUERY = Option(
+    "query",
+    "str",
+    "query token: cls (the class token), mean (every patch), a token index or ROW,COL "
+    "(default: cls if the model has one, else mean)",
+)
+HEAD_FUSIONS = ("mean", "max", "min")
 
 SALIENCY_VARIANTS = ("vanilla", "gradxinput", "smoothgrad", "integrated", "guided", "deconvnet")
 
@@ -250,6 +260,40 @@ METHODS: dict[str, MethodSpec] = {
             options=(_UNITS, _FIRST, Option("k", "int", "images per unit", flag="-k")),
             export_defaults={"first": 4, "k": 9},
         ),
+        MethodSpec(
+            "attention_maps",
+            "vizkit.methods.attention:attention_maps",
+            f"{_C}:attention_maps",
+            "Attention maps",
+            "attention of the class token (or a chosen patch) over the image, from a "
+            "MultiHeadAttention layer of a vision transformer (heads averaged in figures)",
+            per_image=True,
+            layers="attention",
+            default_layers="last",
+            options=(_QUERY, Option("heads", "units", "heads to average (default: all)")),
+        ),
+        MethodSpec(
+            "attention_rollout",
+            "vizkit.methods.attention:attention_rollout",
+            f"{_C}:attention_rollout",
+            "Attention rollout",
+            "attention flow from every patch to the class token through the attention "
+            "layers of a vision transformer up to the given one (attention rollout)",
+            per_image=True,
+            layers="attention",
+            default_layers="last",
+            options=(
+                Option(
+                    "head_fusion",
+                    "str",
+                    "how the heads of a layer are combined",
+                    default="mean",
+                    choices=HEAD_FUSIONS,
+                ),
+                Option("discard_ratio", "float", "fraction of the weakest weights dropped"),
+                _QUERY,
+            ),
+        ),
     )
 }
 
@@ -273,6 +317,8 @@ EXTRAS: dict[str, str] = {
     "add_figures": "vizkit.report.extra:add_figures",
     "VisualizationCallback": "vizkit.callbacks:VisualizationCallback",
     "layer_paths": "vizkit.core.layers:layer_paths",
+    "style_transfer": "vizkit.methods.style_transfer:style_transfer",
+    "show": "vizkit.plot.show:show",
 }
 
 

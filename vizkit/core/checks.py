@@ -31,6 +31,22 @@ def positive_number(value, name: str) -> float:
     return float(value)
 
 
+def non_negative_int(value, name: str) -> int:
+    """``value`` as an int ``>= 0`` (bools refused), or a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def number_in(value, name: str, low: float = 0.0, high: float | None = None) -> float:
+    """``value`` as a finite float in ``[low, high]`` (``high=None``: no upper bound)."""
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(float(value)) or value < low or (high is not None and value > high):
+        allowed = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
+    return float(value)
+
+
 def choice(value, name: str, allowed: Sequence[str]) -> str:
     """``value`` if it is one of ``allowed``, else a ValueError listing them."""
     if not isinstance(value, str) or value not in allowed:

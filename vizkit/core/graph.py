@@ -4,6 +4,7 @@ Every method in vizkit runs the model through :func:`forward`. While a forward p
 temporarily patch *instance* attributes of some layers (``call`` or ``activation``) to
 
 * record the outputs of chosen layers (one pass for any number of layers, nested models too),
+* record the attention weights of chosen ``MultiHeadAttention`` layers,
 * bypass a final softmax so that scores are logits,
 * swap ReLU gradients for guided backprop or deconvnet rules.
 
@@ -23,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .checks import positive_int
 from .layers import iter_layers
 
 DEFAULT_BATCH_SIZE = 32
@@ -41,18 +43,28 @@ class Tap:
         Replace a final softmax by the identity so that class scores are logits.
     relu : {"normal", "guided", "deconv"}
         Gradient rule for ReLU activations.
-    preprocess : callable or None
-        Applied to the input inside the graph before the model.
+    preprocess : callable, str or None
+        Applied to the input inside the graph before the model; a name is a preset of
+        :mod:`vizkit.preprocessing` (``"caffe"``, ``"torch"``, ``"resnet50"``, ...).
+    attention : tuple of str
+        Paths of ``MultiHeadAttention`` layers whose attention weights ``(N, heads, T, S)``
+        are recorded (under :func:`attention_key`), computed by the layer's own code.
     """
 
     capture: tuple[str, ...] = ()
     logits: bool = False
     relu: str = "normal"
     preprocess: Callable | None = field(default=None, compare=True, hash=True)
+    attention: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.relu not in RELU_MODES:
             raise ValueError(f"relu must be one of {RELU_MODES}, got {self.relu!r}")
+        if isinstance(self.preprocess, str):
+            from ..preprocessing import get_preset
+
+            preset = get_preset(self.preprocess)
+            object.__setattr__(self, "preprocess", None if preset.name == "none" else preset)
         if self.preprocess is not None and not callable(self.preprocess):
             raise TypeError(
                 f"preprocess must be callable or None, got {type(self.preprocess).__name__}"
@@ -69,20 +81,27 @@ def forward(
     outputs : list of tf.Tensor
         The model's outputs (always a list), in float32.
     captured : dict
-        ``{path: output}`` of every layer in ``tap.capture``, in float32.
+        ``{path: output}`` of every layer in ``tap.capture``, and ``{attention_key(path):
+        weights}`` of every layer in ``tap.attention``, in float32.
     """
     captured: dict[str, tf.Tensor] = {}
     with _patched(model, tap, captured):
         inputs = tap.preprocess(x) if tap.preprocess is not None else x
         out = model(inputs, training=False)
     outputs = [tf.cast(o, tf.float32) for o in tf.nest.flatten(out)]
-    missing = [p for p in tap.capture if p not in captured]
+    keys = (*tap.capture, *(attention_key(p) for p in tap.attention))
+    missing = [k.removesuffix(_ATTENTION) for k in keys if k not in captured]
     if missing:
         raise ValueError(
             f"layers {missing} were not called in the forward pass of model {model.name!r}; "
             "they may belong to a branch that does not reach the outputs"
         )
-    return outputs, {p: tf.cast(captured[p], tf.float32) for p in tap.capture}
+    return outputs, {k: tf.cast(captured[k], tf.float32) for k in keys}
+
+
+def attention_key(path: str) -> str:
+    """Key of the attention weights of layer ``path`` in :func:`forward`'s ``captured``."""
+    return path + _ATTENTION
 
 
 def compiled(
@@ -136,13 +155,7 @@ def check_batch_size(batch_size: int | None) -> int:
     """Validate a chunk size (``None`` means the default of 32)."""
     if batch_size is None:
         return DEFAULT_BATCH_SIZE
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
+    return positive_int(batch_size, "batch_size")
 
 
 @dataclass(frozen=True)
@@ -233,6 +246,7 @@ def final_activation(model: keras.Model) -> str | None:
 
 # --------------------------------------------------------------------------------------------
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ATTENTION = "#attention"
 
 
 @contextlib.contextmanager
@@ -242,6 +256,10 @@ def _patched(model: keras.Model, tap: Tap, captured: dict) -> Iterator[None]:
         layers = dict(iter_layers(model))
         for path in tap.capture:
             _patch_capture(layers[path], path, captured, undo)
+        if tap.attention:  # attention layers may live inside custom blocks (keras-hub)
+            deep = dict(iter_layers(model, deep=True))
+            for path in tap.attention:
+                _patch_attention(deep[path], path, captured, undo)
         if tap.logits:
             _patch_softmax(model, undo)
         if tap.relu != "normal":
@@ -283,6 +301,30 @@ def _patch_capture(layer, path: str, captured: dict, undo: list) -> None:
         return out
 
     _set(layer, "call", call, undo)
+
+
+def _patch_attention(layer, path: str, captured: dict, undo: list) -> None:
+    """Make a ``MultiHeadAttention`` layer compute its weights explicitly and record them.
+
+    The layer's ``_compute_attention`` is Keras' documented override point (called by ``call``
+    with the projected query, key and value); asking it for the scores makes it take its
+    explicit softmax path instead of the fused kernel, which gives the same output.
+    """
+    if not isinstance(layer, keras.layers.MultiHeadAttention):
+        raise ValueError(
+            f"layer {path!r} is a {type(layer).__name__}, not a MultiHeadAttention layer, so it "
+            "has no attention weights to record"
+        )
+    original = layer._compute_attention
+
+    def compute(query, key, value, attention_mask=None, training=None, scores=False, **kw):
+        out, weights = original(query, key, value, attention_mask, training, True, **kw)
+        captured.setdefault(attention_key(path), weights)
+        return out, (weights if scores else None)
+
+    _set(layer, "_compute_attention", compute, undo)
+    if getattr(layer, "_flash_attention", False):  # the flash kernel never forms the weights
+        _set(layer, "_flash_attention", False, undo)
 
 
 def final_layer(model):

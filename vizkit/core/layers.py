@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import keras
 
 from .images import check_model
@@ -9,23 +11,36 @@ from .images import check_model
 CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 
 
-def iter_layers(model: keras.Model, prefix: str = "") -> list[tuple[str, keras.layers.Layer]]:
+def iter_layers(
+    model: keras.Model, prefix: str = "", *, deep: bool = False
+) -> list[tuple[str, keras.layers.Layer]]:
     """All layers of ``model`` in order as ``(path, layer)``, nested models flattened.
 
     A nested model appears itself (``"backbone"``) and then its inner layers
-    (``"backbone/block1_conv1"``). Input layers are skipped.
+    (``"backbone/block1_conv1"``). Input layers are skipped. ``deep=True`` also lists the
+    sublayers that custom layers own (``"encoder/block_1/mha"``, e.g. the attention layers
+    inside keras-hub's transformer blocks), in the order the layers created them.
     """
     if not prefix:
         check_model(model)
     out: list[tuple[str, keras.layers.Layer]] = []
-    for layer in getattr(model, "layers", []):
+    for layer in _children(model, deep):
         if isinstance(layer, keras.layers.InputLayer):
             continue
         path = f"{prefix}{layer.name}"
         out.append((path, layer))
-        if isinstance(layer, keras.Model) or getattr(layer, "layers", None):
-            out.extend(iter_layers(layer, prefix=f"{path}/"))
+        if isinstance(layer, keras.Model) or getattr(layer, "layers", None) or deep:
+            out.extend(iter_layers(layer, prefix=f"{path}/", deep=deep))
     return out
+
+
+def _children(layer, deep: bool) -> list:
+    if isinstance(layer, keras.Model) or getattr(layer, "layers", None):
+        return list(getattr(layer, "layers", []))
+    if not deep or not hasattr(layer, "_flatten_layers"):
+        return []
+    # Keras tracks the sublayers a layer assigns as attributes; there is no public listing.
+    return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
 def layer_paths(model: keras.Model) -> list[str]:
@@ -76,7 +91,7 @@ def resolve_layer(
         return matches[0]
     if len(matches) > 1:
         raise ValueError(f"layer name {layer!r} is ambiguous; use one of {[p for p, _ in matches]}")
-    raise ValueError(f"unknown layer {layer!r}; {_listing(layers)}")
+    raise ValueError(f"unknown layer {layer!r}{_did_you_mean(layer, layers)}; {_listing(layers)}")
 
 
 def resolve_layers(model: keras.Model, layers) -> list[str]:
@@ -220,6 +235,33 @@ def output_rank(layer: keras.layers.Layer) -> int:
     return -1 if shape is None else len(shape)
 
 
+# Past this many layers an error names the closest ones and the count instead of every layer
+# (a MobileNetV2 nested as a backbone has 150+, which made a one-line error unreadable).
+MAX_LISTED = 30
+
+
 def _listing(layers: list[tuple[str, keras.layers.Layer]]) -> str:
+    if len(layers) > MAX_LISTED:
+        return (
+            f"the model has {len(layers)} layers (vizkit.layer_paths(model) lists them; "
+            "nested ones as 'outer/inner')"
+        )
     names = [f"{i}: {p}" for i, (p, _) in enumerate(layers)]
     return "available layers: " + ", ".join(names)
+
+
+def _did_you_mean(name: str, layers: list[tuple[str, keras.layers.Layer]], n: int = 3) -> str:
+    """`` (did you mean 'a' or 'b'?)`` for the paths closest to ``name``, or ``""``."""
+    paths = [p for p, _ in layers]
+    close = difflib.get_close_matches(name, paths, n=n, cutoff=0.6)
+    # A mistyped inner name ("block_3_projet") is compared with the inner names too.
+    leaf = name.rsplit("/", 1)[-1]
+    by_leaf: dict[str, list[str]] = {}
+    for p in paths:
+        by_leaf.setdefault(p.rsplit("/", 1)[-1], []).append(p)
+    for match in difflib.get_close_matches(leaf, list(by_leaf), n=n, cutoff=0.6):
+        close.extend(by_leaf[match])
+    close = list(dict.fromkeys(close))[:n]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(p) for p in close) + "?)"

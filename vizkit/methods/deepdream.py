@@ -9,9 +9,10 @@ import numpy as np
 import tensorflow as tf
 
 from .. import optimize as opt
+from ..core.checks import non_negative_int, positive_int, positive_number
 from ..core.images import as_array, model_input_shape, to_batch
 from ..core.layers import resolve_layers
-from ..optimize.core import capped_steps, gradient_of, positive_number
+from ..optimize.core import capped_steps, gradient_of
 
 
 def deepdream(
@@ -83,8 +84,8 @@ def deepdream(
     steps = capped_steps(steps)
     sizes = _octave_sizes(x.shape[:2], octaves, octave_scale)
     step = positive_number(step_size, "step_size") * (hi - lo)
-    tiler = _Tiler(model, objective, preprocess, _positive_int(tile_size, "tile_size"), jitter)
-    rng = np.random.default_rng(_non_negative_int(seed, "seed"))
+    tiler = _Tiler(model, objective, preprocess, positive_int(tile_size, "tile_size"), jitter)
+    rng = np.random.default_rng(non_negative_int(seed, "seed"))
     detail = np.zeros((*sizes[0], x.shape[2]), np.float32)
     for size in sizes:
         base = _resize(x, size)
@@ -108,7 +109,7 @@ class _Tiler:
         self.fixed = (h, w) if h is not None and w is not None else None
         self.tile_size = tile_size
         if jitter is not None:
-            _non_negative_int(jitter, "jitter")
+            non_negative_int(jitter, "jitter")
         self.jitter = jitter
 
     def gradient(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -164,7 +165,7 @@ def _as_image(image, model) -> tuple[np.ndarray, bool]:
 
 
 def _octave_sizes(shape, octaves, scale) -> list[tuple[int, int]]:
-    octaves = _positive_int(octaves, "octaves")
+    octaves = positive_int(octaves, "octaves")
     scale = positive_number(scale, "octave_scale")
     if scale < 1.0:
         raise ValueError(f"octave_scale must be >= 1, got {scale!r}")
@@ -179,15 +180,3 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if img.shape[:2] == tuple(size):
         return img
     return tf.image.resize(img, size, method="bilinear", antialias=True).numpy()
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _non_negative_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-    return int(value)

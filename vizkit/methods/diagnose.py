@@ -8,6 +8,7 @@ a near-copy of the input means the layer has not transformed anything yet — se
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ import tensorflow as tf
 from ..core.batches import iter_batches
 from ..core.graph import Tap, compiled, forward, image_spec
 from ..core.layers import check_built, iter_layers, output_rank, output_shape, resolve_layers
+from ..core.tokens import check_grid_args, grid_rank, layer_grid
 
 MEANINGS = {
     "dead": "zero for every image and position: the unit never fires and gets no gradient "
@@ -120,6 +122,39 @@ class Diagnosis:
     def __str__(self) -> str:
         return self.summary()
 
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks (every value escaped; no scripts, no styles fetched)."""
+        esc = html.escape
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("layer", "shape", "channels", "dead", "constant", "input-like", "zeros")
+        )
+        rows = []
+        for r in self.layers:
+            cells = [
+                esc(r.path),
+                esc("x".join(str(s) for s in r.shape)),
+                str(r.channels),
+                esc(channel_list(r.dead)) if r.dead else "0",
+                esc(channel_list(r.constant)) if r.constant else "0",
+                esc(channel_list(r.input_like)) if r.input_like else "0",
+                f"{r.sparsity:.1%}",
+            ]
+            mark = ' style="background:#fde0dd"' if r.has_findings else ""
+            rows.append(f"<tr{mark}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        kinds = [k for k in MEANINGS if any(f[0] == k for r in self.layers for f in _findings(r))]
+        notes = "".join(f"<li><b>{esc(k)}</b>: {esc(MEANINGS[k])}</li>" for k in kinds)
+        verdict = (
+            f"<ul>{notes}</ul>"
+            if kinds
+            else "<p>No dead, constant or input-like channels found.</p>"
+        )
+        return (
+            f"<p><b>Diagnosis of model {esc(repr(self.model_name))} on {self.n_images} "
+            f"images</b></p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
+            f"</tbody></table>{verdict}"
+        )
+
 
 def diagnose(
     model: keras.Model,
@@ -131,6 +166,8 @@ def diagnose(
     copy_threshold: float = 0.98,
     batch_size: int | None = None,
     preprocess: Callable | None = None,
+    token_grid: tuple[int, int] | None = None,
+    prefix_tokens: int | None = None,
 ) -> Diagnosis:
     """Find dead, constant and input-copying channels in every layer.
 
@@ -143,7 +180,9 @@ def diagnose(
     images : array_like (N, H, W[, C]) or iterable of batches
         uint8 (scaled to [0, 1]) or float; an iterable may yield ``x`` or ``(x, y)``.
     layers : str, int, Layer or list of them, optional
-        Default: every layer with a 4-D output and every Dense layer.
+        Default: every layer with a 4-D output, every transformer token layer and every Dense
+        layer. Token layers ``(N, T, C)`` are judged on their patch tokens as an ``(N, h, w,
+        C)`` map (prefix tokens left out).
     dead_tol : float
         A channel is dead when ``|a| <= dead_tol`` for every image and position.
     constant_tol : float
@@ -157,25 +196,38 @@ def diagnose(
         Images per forward pass (default 32).
     preprocess : callable, optional
         Applied to the batch inside the graph before the model.
+    token_grid : (h, w), optional
+        Patch grid of token layers when it cannot be inferred from the token count.
+    prefix_tokens : int, optional
+        Class/distillation/register tokens in front of the patch tokens.
 
     Returns
     -------
     Diagnosis
     """
     _check_settings(dead_tol, constant_tol, copy_threshold)
-    paths = _default_layers(model) if layers is None else resolve_layers(model, layers)
+    grid_args = check_grid_args(token_grid, prefix_tokens)
+    paths = _default_layers(model, grid_args) if layers is None else resolve_layers(model, layers)
+    objects = dict(iter_layers(model))
+    grids = tuple(
+        (p, layer_grid(objects[p], token_grid=grid_args[0], prefix_tokens=grid_args[1], path=p))
+        for p in paths
+    )
     stats = {p: _Stats() for p in paths}
     n_images = 0
     for x in iter_batches(images, model, batch_size):
         if len(x) == 0:
             continue
-        fn = _stats_fn(model, tuple(paths), float(dead_tol), preprocess, x)
+        fn = _stats_fn(model, grids, float(dead_tol), preprocess, x)
         for p, values in fn(tf.convert_to_tensor(x)).items():
             stats[p].add({name: v.numpy() for name, v in values.items()})
         n_images += len(x)
     if n_images == 0:
         raise ValueError("images is empty: nothing to diagnose")
     shapes = _shapes(model, paths)
+    for p, grid in grids:
+        if grid is not None:
+            shapes[p] = (grid.height, grid.width, shapes[p][-1])
     reports = tuple(
         stats[p].report(p, shapes[p], dead_tol, constant_tol, copy_threshold) for p in paths
     )
@@ -211,19 +263,21 @@ def channel_list(channels: tuple[int, ...]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-def _default_layers(model: keras.Model) -> list[str]:
+def _default_layers(model: keras.Model, grid_args) -> list[str]:
     check_built(model)
     paths = [
         p
         for p, layer in iter_layers(model)
         if not isinstance(layer, keras.Model)
         and (
-            output_rank(layer) == 4
+            grid_rank(layer, token_grid=grid_args[0], prefix_tokens=grid_args[1]) == 4
             or (isinstance(layer, keras.layers.Dense) and output_rank(layer) == 2)
         )
     ]
     if not paths:
-        raise ValueError(f"model {model.name!r} has no layer with a 4-D output or Dense layer")
+        raise ValueError(
+            f"model {model.name!r} has no layer with a 4-D output, token grid or Dense layer"
+        )
     return paths
 
 
@@ -251,18 +305,21 @@ def _luminance(x: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(x, axis=-1)
 
 
-def _stats_fn(model, paths: tuple[str, ...], dead_tol: float, preprocess, example):
-    tap = Tap(capture=paths, preprocess=preprocess)
+def _stats_fn(model, grids: tuple, dead_tol: float, preprocess, example):
+    tap = Tap(capture=tuple(p for p, _ in grids), preprocess=preprocess)
 
     def make():
         def fn(x):
             captured = forward(model, x, tap)[1]
             lum = tf.cast(_luminance(x), tf.float64)[..., None]  # (N, H, W, 1)
-            return {p: _batch_stats(captured[p], lum, dead_tol) for p in paths}
+            return {
+                p: _batch_stats(captured[p] if g is None else g.to_grid(captured[p]), lum, dead_tol)
+                for p, g in grids
+            }
 
         return fn, (image_spec(example),)
 
-    return compiled(model, ("diagnose", tap, dead_tol), make)
+    return compiled(model, ("diagnose", tap, dead_tol, grids), make)
 
 
 def _batch_stats(act: tf.Tensor, lum: tf.Tensor, dead_tol: float) -> dict:

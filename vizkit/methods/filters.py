@@ -71,6 +71,53 @@ def filters(
     return _rescale(_tiles(kernel, mode), scale)
 
 
+def channel_mixing(model, layer: str | int | keras.layers.Layer | None = None) -> np.ndarray:
+    """The weights of a 1x1 convolution as its channel-mixing matrix ``(c_in, c_out)``.
+
+    A 1x1 kernel has no spatial pattern to draw (each tile would be one flat pixel); what it
+    does is mix channels: output channel ``j`` is ``sum_i w[i, j] * input_i``. Drawn as a heat map
+    (:func:`vizkit.plot.plot_filters` on this matrix), rows are input channels and columns output
+    channels (Lin, Chen & Yan, 2014, "Network in Network"; the ``*_project`` layers of
+    MobileNetV2).
+
+    Parameters
+    ----------
+    model : keras.Model or ndarray
+        A model (with ``layer``) or a raw kernel of shape ``(1, 1, c_in, c_out)``.
+    layer : str, int or Layer, optional
+        A 1x1 convolution of ``model`` (see :func:`is_pointwise`).
+
+    Returns
+    -------
+    ndarray, float32, shape (c_in, c_out)
+        The raw weights (not rescaled: their sign and size matter).
+
+    Raises
+    ------
+    ValueError
+        When the kernel is not 1x1 (the message gives its size).
+    """
+    if isinstance(model, np.ndarray):
+        kernel = np.asarray(model, np.float32)
+    else:
+        kernel = _as_kernel(model, layer, None)
+    if kernel.ndim != 4 or kernel.shape[:2] != (1, 1):
+        raise ValueError(
+            f"channel_mixing needs a 1x1 convolution kernel (1, 1, c_in, c_out), got a kernel of "
+            f"shape {kernel.shape}; draw larger kernels with filters()"
+        )
+    return np.asarray(kernel[0, 0], np.float32)
+
+
+def is_pointwise(model: keras.Model, layer: str | int | keras.layers.Layer) -> bool:
+    """True when ``layer`` is a 1x1 (pointwise) convolution: draw :func:`channel_mixing`."""
+    obj = resolve_layer(model, layer)[1]
+    if hasattr(obj, "depthwise_kernel"):  # depthwise 1x1: one scale per channel, no mixing
+        return False
+    kernel = _layer_kernel(obj)
+    return kernel is not None and kernel.ndim == 4 and kernel.shape[:2] == (1, 1)
+
+
 def kernel_layer_paths(model: keras.Model) -> list[str]:
     """Paths of every layer :func:`filters` can draw (convolutions and dense layers)."""
     return [path for path, lyr in iter_layers(model) if _layer_kernel(lyr) is not None]

@@ -11,6 +11,7 @@ import tensorflow as tf
 from .. import optimize as opt
 from ..core.graph import Tap, final_layer, forward
 from ..core.layers import resolve_layer
+from ..core.tokens import check_grid_args, infer_grid
 from ..optimize.core import image_size
 
 
@@ -32,11 +33,14 @@ def maximize(
     value_range: tuple[float, float] = (0.0, 1.0),
     warmup: int | None = None,
     return_history: bool = False,
+    token_grid: tuple[int, int] | None = None,
+    prefix_tokens: int | None = None,
 ):
     """Synthesise, by gradient ascent, the input that most excites each unit of ``layer``.
 
-    Conv layers maximise a channel's mean activation, layers with ``(N, units)`` outputs a unit's
-    activation, and the model's softmax output layer a class *logit* (the softmax is bypassed so
+    Conv layers maximise a channel's mean activation, transformer token layers ``(N, T, C)`` a
+    channel's mean over the patch tokens (prefix tokens left out), layers with ``(N, units)``
+    outputs a unit's activation, and the model's softmax output layer a class *logit* (the softmax is bypassed so
     that a class cannot win by suppressing the others). All requested units are optimised
     together as one batch with one compiled loop (see :func:`vizkit.optimize.optimize`).
 
@@ -74,6 +78,10 @@ def maximize(
         a gradient; ``None`` means ``min(16, steps // 4)``, 0 turns it off.
     return_history : bool
         Also return the objective at every step, ``(steps, n_units)``.
+    token_grid : (h, w), optional
+        Patch grid of a token layer when it cannot be inferred from the token count.
+    prefix_tokens : int, optional
+        Class/distillation/register tokens in front of the patch tokens.
 
     Returns
     -------
@@ -88,7 +96,8 @@ def maximize(
     """
     path, obj = resolve_layer(model, layer)
     shape = image_size(model, size)
-    make, n_units = _unit_objective(model, path, obj, shape)
+    grid_args = check_grid_args(token_grid, prefix_tokens)
+    make, n_units = _unit_objective(model, path, obj, shape, grid_args)
     chosen = _check_units(units, n_units, path)
     objective = make(path)
     if diversity:
@@ -114,7 +123,7 @@ def maximize(
     return result.images
 
 
-def _unit_objective(model, path: str, layer, shape) -> tuple[Callable, int]:
+def _unit_objective(model, path: str, layer, shape, grid_args) -> tuple[Callable, int]:
     """``(make(path) -> Objective with per-image units, number of units)`` for ``layer``."""
     final = final_layer(model)
     if final is not None and final[0] is layer:
@@ -125,9 +134,18 @@ def _unit_objective(model, path: str, layer, shape) -> tuple[Callable, int]:
         return (lambda p: opt.channel(p, None)), int(out_shape[-1])
     if len(out_shape) == 2:
         return (lambda p: opt.dense_unit(p, None)), int(out_shape[-1])
+    if len(out_shape) == 3 and out_shape[1] is not None:
+        # A token layer: the channel's mean over the patch tokens of its grid.
+        grid = infer_grid(
+            out_shape[1],
+            token_grid=grid_args[0],
+            prefix_tokens=grid_args[1],
+            layer=f"layer {path!r} (output shape {tuple(out_shape)})",
+        )
+        return (lambda p: opt.channel(p, None, prefix_tokens=grid.prefix)), int(out_shape[-1])
     raise ValueError(
         f"layer {path!r} has output shape {tuple(out_shape)}; maximize needs a layer with "
-        "(N, H, W, C) or (N, units) outputs"
+        "(N, H, W, C), (N, T, C) token or (N, units) outputs"
     )
 
 

@@ -2,7 +2,8 @@
 
 Zeiler & Fergus (2014) and seed 004 ("the images that most activate a filter"): run the whole
 dataset through the network and keep the top-k images per unit; the patch of the image inside the
-unit's receptive field around the strongest location shows what the unit responds to.
+unit's receptive field around the strongest location shows what the unit responds to. Token
+layers of vision transformers are read as their patch grid; a patch token's field is its patch.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from ..core.batches import iter_batches
+from ..core.checks import positive_int
 from ..core.graph import Tap, compiled, forward, image_spec
+from ..core.images import model_input_shape
 from ..core.layers import iter_layers, output_shape, resolve_layer
+from ..core.tokens import TokenGrid, check_grid_args, layer_grid, patch_box
 
 REDUCTIONS = ("max", "mean")
 
@@ -76,6 +80,8 @@ def top_activating(
     crops: bool = False,
     preprocess: Callable | None = None,
     reduce: str = "max",
+    token_grid: tuple[int, int] | None = None,
+    prefix_tokens: int | None = None,
 ):
     """Indices of the ``k`` images that activate ``unit`` of ``layer`` most, best first.
 
@@ -83,7 +89,8 @@ def top_activating(
     ----------
     model : keras.Model
     layer : str, int or Layer
-        A layer with a 4-D ``(N, h, w, c)`` or 2-D ``(N, c)`` output.
+        A layer with a 4-D ``(N, h, w, c)`` or 2-D ``(N, c)`` output, or a transformer token
+        layer ``(N, T, c)`` (read as its ``(N, h, w, c)`` patch grid).
     unit : int
         Channel (or dense unit) index.
     images : array_like (N, H, W[, C]) or iterable of batches
@@ -100,6 +107,10 @@ def top_activating(
         Applied to the batch inside the graph before the model.
     reduce : {"max", "mean"}
         Score of an image: the max (default) or mean of the unit's activation map.
+    token_grid : (h, w), optional
+        Patch grid of a token layer when it cannot be inferred from the token count.
+    prefix_tokens : int, optional
+        Class/distillation/register tokens in front of the patch tokens (not ranked).
 
     Returns
     -------
@@ -109,24 +120,27 @@ def top_activating(
     crops : TopCrops
         Only when ``crops=True`` (then three values are returned).
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = positive_int(k, "k")
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
     path, obj = resolve_layer(model, layer)
+    grid_args = check_grid_args(token_grid, prefix_tokens)
     rank, channels = _output_rank(path, obj)
+    grid = layer_grid(obj, token_grid=grid_args[0], prefix_tokens=grid_args[1], path=path)
     _check_unit(unit, channels, path)
-    if crops and rank != 4:
+    if crops and rank == 2:
         raise ValueError(
             f"crops=True needs a layer with a spatial output; {path!r} has rank {rank}"
         )
-    field = receptive_field(model, path) if crops else None
+    field = None
+    if crops:
+        field = _patch_field(model, grid) if grid is not None else receptive_field(model, path)
     best = _TopK(int(k))
     offset = 0
     for x in iter_batches(images, model, batch_size):
         if len(x) == 0:
             continue
-        fn = _score_fn(model, path, preprocess, reduce, x)
+        fn = _score_fn(model, path, preprocess, reduce, grid, x)
         scores, locs = (t.numpy() for t in fn(tf.convert_to_tensor(x), tf.constant(unit, tf.int32)))
         kept = best.update(scores, offset)
         if field is not None:
@@ -200,12 +214,14 @@ class _TopK:
         return self.indices.copy(), self.scores.copy()
 
 
-def _score_fn(model, path: str, preprocess, reduce: str, example: np.ndarray):
+def _score_fn(model, path: str, preprocess, reduce: str, grid, example: np.ndarray):
     tap = Tap(capture=(path,), preprocess=preprocess)
 
     def make():
         def fn(x, unit):
             act = forward(model, x, tap)[1][path]
+            if grid is not None:
+                act = grid.to_grid(act)
             if act.shape.rank == 2:
                 score = act[:, unit]
                 return score, tf.zeros((tf.shape(act)[0], 2), tf.int32)
@@ -218,16 +234,29 @@ def _score_fn(model, path: str, preprocess, reduce: str, example: np.ndarray):
 
         return fn, (image_spec(example), tf.TensorSpec((), tf.int32))
 
-    return compiled(model, ("top_activating", tap, reduce), make)
+    return compiled(model, ("top_activating", tap, reduce, grid), make)
+
+
+def _patch_field(model, grid: TokenGrid) -> ReceptiveField:
+    """A patch token's field: the patch of the image its grid cell covers."""
+    h, w, _ = model_input_shape(model)
+    if h is None or w is None:
+        raise ValueError(
+            f"model {model.name!r} takes images of any size, so the patch of a token is unknown; "
+            "crops=True on token layers needs a model with a fixed input size"
+        )
+    size, jump, start = patch_box((h, w), grid)
+    return ReceptiveField(tuple(size), tuple(jump), tuple(float(v) for v in start))
 
 
 def _output_rank(path: str, layer) -> tuple[int, int]:
     shape = output_shape(layer)
     if shape is None:
         raise ValueError(f"layer {path!r} has no single known output shape")
-    if len(shape) not in (2, 4):
+    if len(shape) not in (2, 3, 4):
         raise ValueError(
-            f"layer {path!r} has output shape {shape}; top_activating needs (N, h, w, c) or (N, c)"
+            f"layer {path!r} has output shape {shape}; top_activating needs (N, h, w, c), "
+            "(N, T, c) token or (N, c) outputs"
         )
     return len(shape), int(shape[-1])
 

@@ -2,7 +2,8 @@
 and :func:`vizkit.deepdream`.
 
 * :mod:`.objectives` -- what to maximise (``channel``, ``neuron``, ``dense_unit``, ``class_logit``,
-  ``direction``, ``layer_mean``, ``layer_l2``, ``diversity``), combined with ``+``, ``-``, ``*``;
+  ``direction``, ``layer_mean``, ``layer_l2``, ``diversity``; ``gram_loss`` and ``feature_loss``
+  to minimise for style transfer), combined with ``+``, ``-``, ``*``;
 * :mod:`.params` -- image parametrisations (``pixel``, decorrelated ``fourier``);
 * :mod:`.transforms` -- random transforms inside the gradient path (``pad``, ``jitter``,
   ``random_scale``, ``random_rotate``);
@@ -24,6 +25,9 @@ from .objectives import (
     dense_unit,
     direction,
     diversity,
+    feature_loss,
+    gram_loss,
+    gram_matrix,
     layer_l2,
     layer_mean,
     neuron,
@@ -43,7 +47,10 @@ __all__ = [
     "dense_unit",
     "direction",
     "diversity",
+    "feature_loss",
     "fourier",
+    "gram_loss",
+    "gram_matrix",
     "jitter",
     "l2",
     "layer_l2",

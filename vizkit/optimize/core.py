@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..core.checks import positive_int, positive_number
 from ..core.graph import Tap, check_batch_size, compiled, forward
 from ..core.images import model_input_shape
 from ..core.layers import iter_layers, resolve_layer
@@ -47,8 +48,7 @@ class OptimizeResult:
 
 def capped_steps(steps, name: str = "steps") -> int:
     """Validate a positive step count and apply the ``VIZKIT_MAX_STEPS`` cap if it is set."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"{name} must be a positive int, got {steps!r}")
+    steps = positive_int(steps, name)
     cap = os.environ.get(MAX_STEPS_ENV)
     if cap:
         try:
@@ -133,6 +133,7 @@ def optimize(
     value_range: tuple[float, float] = (0.0, 1.0),
     batch_size: int | None = None,
     warmup: int | None = None,
+    init=None,
 ) -> OptimizeResult:
     """Find images that maximise ``objective`` by gradient ascent.
 
@@ -169,6 +170,9 @@ def optimize(
         Steps of ReLU-gradient warm-up (lucid's trick, here with the deconvnet rule: positive
         gradients pass through ReLUs that are off), so that units silent on the grey start
         image still receive a gradient. ``None`` means ``min(16, steps // 4)``; 0 turns it off.
+    init : ndarray, optional
+        Start images ``(N, H, W, C)`` (or one ``(H, W, C)`` for every image) in [0, 1]
+        instead of the random grey start (style transfer starts from the content image).
 
     Returns
     -------
@@ -197,9 +201,14 @@ def optimize(
     )
     run = _loop_fn(model, config, preprocess)
     repeat = _repeat_index(units_arr)
-    init = config.param.init(
-        [(u,) if r == 0 else (u, r) for u, r in zip(units_arr, repeat, strict=True)], shape, seed
-    )
+    if init is None:
+        init = config.param.init(
+            [(u,) if r == 0 else (u, r) for u, r in zip(units_arr, repeat, strict=True)],
+            shape,
+            seed,
+        )
+    else:
+        init = config.param.inverse(_start_images(init, len(units_arr), shape))
     chunk = check_batch_size(batch_size)
     images, history = [], []
     for start in range(0, len(units_arr), chunk):
@@ -318,6 +327,19 @@ def _fit(x: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     return tf.image.resize(x, size)
 
 
+def _start_images(init, n: int, shape: tuple[int, int, int]) -> np.ndarray:
+    arr = np.asarray(init, dtype=np.float32)
+    if arr.ndim == 3:
+        arr = np.broadcast_to(arr, (n, *arr.shape))
+    if arr.shape != (n, *shape):
+        raise ValueError(
+            f"init must be {n} image(s) of shape {shape} in [0, 1], got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)) or arr.min() < 0.0 or arr.max() > 1.0:
+        raise ValueError("init images must be finite and in [0, 1]")
+    return arr
+
+
 def _units(units, n) -> np.ndarray:
     if units is None:
         count = 1 if n is None else n
@@ -360,18 +382,6 @@ def _seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     return int(seed)
-
-
-def positive_number(value, name: str) -> float:
-    """``value`` as a float, or a ValueError naming ``name`` unless it is finite and > 0."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.number))
-        or not np.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
 
 
 def _value_range(value_range) -> tuple[float, float]:

@@ -14,7 +14,7 @@ The design follows lucid's ``optvis.objectives`` and xplique's ``Objective`` (Ol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -88,9 +88,17 @@ class Objective:
 
 
 # --- constructors --------------------------------------------------------------------------
-def channel(layer: LayerSpec, unit: int | None = None) -> Objective:
-    """Mean activation of channel ``unit`` over all positions of ``layer`` (conv or dense)."""
-    return Objective(((1.0, _Channel(layer, _unit(unit))),))
+def channel(layer: LayerSpec, unit: int | None = None, *, prefix_tokens: int = 0) -> Objective:
+    """Mean activation of channel ``unit`` over all positions of ``layer`` (conv or dense).
+
+    For a transformer token layer ``(N, T, C)``, ``prefix_tokens`` leading tokens (class,
+    distillation, register tokens) are left out, so the mean runs over the patch tokens.
+    """
+    if isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, (int, np.integer)):
+        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
+    if prefix_tokens < 0:
+        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
+    return Objective(((1.0, _Channel(layer, _unit(unit), int(prefix_tokens))),))
 
 
 def neuron(
@@ -141,6 +149,44 @@ def diversity(layer: LayerSpec) -> Objective:
     return Objective(((1.0, _Diversity(layer)),))
 
 
+def gram_loss(layer: LayerSpec, target) -> Objective:
+    """Style distance of ``layer`` to a target Gram matrix ``(C, C)`` (Gatys et al., 2016).
+
+    ``mean((G - A)**2) / mean(A**2)`` with ``G`` the :func:`gram_matrix` of the image's
+    activations and ``A`` the target: relative, so weights do not depend on the activation
+    scale of the layer. Minimise it (use ``-gram_loss`` in a maximised objective).
+    """
+    return Objective(((1.0, _GramLoss(layer, *_constant(target, 2, "target Gram matrix"))),))
+
+
+def feature_loss(layer: LayerSpec, target) -> Objective:
+    """Content distance of ``layer`` to target activations (the layer's output shape without
+    the batch axis): ``mean((F - P)**2) / mean(P**2)`` (Gatys et al., 2016, relative)."""
+    return Objective(((1.0, _FeatureLoss(layer, *_constant(target, None, "target features"))),))
+
+
+def gram_matrix(act: tf.Tensor) -> tf.Tensor:
+    """Gram matrices ``(N, C, C)`` of activations ``(N, ..., C)``: ``F^T F / positions``, with
+    ``F`` the ``(positions, C)`` matrix of each image (channel co-activations averaged over
+    positions, so images of any size compare)."""
+    flat = tf.reshape(act, (tf.shape(act)[0], -1, act.shape[-1]))
+    positions = tf.cast(tf.shape(flat)[1], act.dtype)
+    return tf.matmul(flat, flat, transpose_a=True) / positions
+
+
+def _constant(values, rank: int | None, name: str) -> tuple[str, object]:
+    """``(digest, array)`` of a target: compared and hashed by its digest."""
+    import hashlib
+
+    arr = np.ascontiguousarray(values, dtype=np.float32)
+    if rank is not None and arr.ndim != rank:
+        raise ValueError(f"{name} must have {rank} dimensions, got shape {arr.shape}")
+    if arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be a non-empty finite array, got shape {arr.shape}")
+    digest = hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()
+    return digest, arr
+
+
 def _unit(unit) -> int | None:
     if unit is None:
         return None
@@ -162,9 +208,18 @@ def _pick(act: tf.Tensor, unit: int | None, units: tf.Tensor) -> tf.Tensor:
 class _Channel:
     layer: LayerSpec
     unit: int | None
+    prefix: int = 0
 
     def __call__(self, acts, outputs, units):
-        return tf.reduce_mean(_pick(acts[self.layer], self.unit, units), axis=1)
+        act = acts[self.layer]
+        if self.prefix:
+            if act.shape.rank != 3:
+                raise ValueError(
+                    f"prefix_tokens applies to (N, T, C) token layers, {self.layer!r} has "
+                    f"shape {act.shape}"
+                )
+            act = act[:, self.prefix :, :]
+        return tf.reduce_mean(_pick(act, self.unit, units), axis=1)
 
 
 @dataclass(frozen=True)
@@ -257,3 +312,38 @@ class _Diversity:
         n = tf.cast(tf.shape(sim)[0], tf.float32)
         others = tf.reduce_sum(sim, axis=1) - tf.linalg.diag_part(sim)
         return -others / tf.maximum(n - 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class _GramLoss:
+    layer: LayerSpec
+    digest: str
+    target: np.ndarray = field(compare=False, hash=False, repr=False)
+
+    def __call__(self, acts, outputs, units):
+        target = tf.constant(self.target)
+        diff = gram_matrix(acts[self.layer]) - target[None]
+        return tf.reduce_mean(tf.square(diff), axis=[1, 2]) / _mean_square(target)
+
+
+@dataclass(frozen=True)
+class _FeatureLoss:
+    layer: LayerSpec
+    digest: str
+    target: np.ndarray = field(compare=False, hash=False, repr=False)
+
+    def __call__(self, acts, outputs, units):
+        act = acts[self.layer]
+        target = tf.constant(self.target)
+        if tuple(act.shape[1:]) != tuple(target.shape):
+            raise ValueError(
+                f"feature_loss target has shape {tuple(target.shape)} but layer {self.layer!r} "
+                f"outputs {tuple(act.shape[1:])} per image"
+            )
+        axes = list(range(1, act.shape.rank))
+        return tf.reduce_mean(tf.square(act - target[None]), axis=axes) / _mean_square(target)
+
+
+def _mean_square(target: tf.Tensor) -> tf.Tensor:
+    # A silent target (all zeros) would divide by zero: fall back to the absolute distance.
+    return tf.maximum(tf.reduce_mean(tf.square(target)), 1e-12)

@@ -5,6 +5,7 @@ the caller's ``fig`` or ``ax`` as a keyword, returns it, and never shows anythin
 :func:`save_figure`.
 """
 
+from .attention import plot_attention
 from .diagnosis import plot_diagnosis
 from .grids import (
     plot_feature_maps,
@@ -18,6 +19,7 @@ from .overlays import plot_heatmap, plot_hypercolumn
 from .training import plot_history, plot_message
 
 __all__ = [
+    "plot_attention",
     "plot_diagnosis",
     "plot_feature_maps",
     "plot_filters",

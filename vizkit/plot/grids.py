@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..core.checks import positive_int
+
 TILE_INCHES = 1.5
 
 
@@ -88,13 +90,49 @@ def plot_filters(
     title: str | None = None,
     fig: Figure | None = None,
 ) -> Figure:
-    """Draw :func:`vizkit.filters` output ``(n, kh, kw, c)`` in [0, 1]: gray or colour tiles."""
+    """Draw :func:`vizkit.filters` output ``(n, kh, kw, c)`` in [0, 1]: gray or colour tiles.
+
+    A 2-D ``(c_in, c_out)`` array (:func:`vizkit.methods.filters.channel_mixing` of a 1x1
+    convolution) is drawn as one channel-mixing heat map instead: rows are input channels,
+    columns output channels, blue negative and red positive weights on a scale symmetric
+    around zero, with a colour bar.
+    """
     arr = np.asarray(filters_array, dtype=np.float32)
+    if arr.ndim == 2:
+        return plot_channel_mixing(arr, title=title, fig=fig)
     if arr.ndim != 4:
-        raise ValueError(f"filters_array must have shape (n, kh, kw, c), got {arr.shape}")
+        raise ValueError(
+            f"filters_array must have shape (n, kh, kw, c), or (c_in, c_out) for a 1x1 "
+            f"convolution's channel-mixing matrix, got {arr.shape}"
+        )
     return plot_grid(
         arr, titles=titles, ncols=ncols, cmap="gray", vmin=0.0, vmax=1.0, title=title, fig=fig
     )
+
+
+def plot_channel_mixing(
+    matrix: np.ndarray, *, title: str | None = None, fig: Figure | None = None
+) -> Figure:
+    """Draw a 1x1 convolution's ``(c_in, c_out)`` weights as a heat map (see :func:`plot_filters`)."""
+    arr = np.asarray(matrix, dtype=np.float32)
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise ValueError(f"matrix must have shape (c_in, c_out), got {arr.shape}")
+    if fig is None:
+        rows, cols = arr.shape
+        # About 0.12 inch per channel, within [3, 12] inches per side.
+        width = float(np.clip(0.12 * cols + 1.5, 3.0, 12.0))
+        height = float(np.clip(0.12 * rows + 0.8, 3.0, 12.0))
+        fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.add_subplot()
+    peak = float(np.max(np.abs(arr))) or 1.0
+    im = ax.imshow(
+        arr, cmap="RdBu_r", vmin=-peak, vmax=peak, interpolation="nearest", aspect="auto"
+    )
+    ax.set_xlabel(f"output channel ({arr.shape[1]})")
+    ax.set_ylabel(f"input channel ({arr.shape[0]})")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="weight")
+    ax.set_title(title or "1x1 convolution: channel-mixing weights", fontsize=9)
+    return fig
 
 
 def plot_feature_maps(
@@ -219,9 +257,7 @@ def _one_image(maps, image_index: int, name: str) -> np.ndarray:
 def _ncols(ncols, n: int) -> int:
     if ncols is None:
         return max(1, math.ceil(math.sqrt(n)))
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive int, got {ncols!r}")
-    return min(ncols, n)
+    return min(positive_int(ncols, "ncols"), n)
 
 
 def _figure(fig: Figure | None, ncols: int, nrows: int) -> Figure:

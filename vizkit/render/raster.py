@@ -34,6 +34,7 @@ MAX_MAPS = 64  # feature-map channels drawn per figure (as plot_feature_maps)
 HEATMAP = {"cmap": "jet", "alpha": 0.5}
 HYPERCOLUMN = {"cmap": "viridis", "alpha": 0.6}
 MAPS_CMAP = "viridis"
+MIXING_CMAP = "RdBu_r"  # 1x1 convolutions: negative blue, positive red
 
 
 @dataclass(frozen=True)
@@ -286,10 +287,25 @@ def draw_feature_maps(maps, image=None, *, max_maps: int = MAX_MAPS) -> Picture:
 
 
 def draw_filters(kernels, image=None) -> Picture:
-    """Kernels ``(n, kh, kw, 1|3)`` in [0, 1] (:func:`vizkit.filters`): gray or colour tiles."""
+    """Kernels ``(n, kh, kw, 1|3)`` in [0, 1] (:func:`vizkit.filters`): gray or colour tiles.
+
+    A ``(c_in, c_out)`` matrix (:func:`vizkit.methods.filters.channel_mixing` of a 1x1
+    convolution) is drawn as one heat map: rows input channels, columns output channels, blue
+    negative and red positive weights on a scale symmetric around zero.
+    """
     arr = np.asarray(kernels, dtype=np.float32)
+    if arr.ndim == 2 and arr.size:
+        peak = float(np.max(np.abs(arr))) or 1.0
+        colour, _ = colorize(arr, MIXING_CMAP, -peak, peak)
+        factor = factor_for(arr.shape, HEATMAP_SIDE, short=False)
+        notes = {"cmap": MIXING_CMAP, "range": [-peak, peak], "scale": factor,
+                 "rows": f"{arr.shape[0]} input channels", "columns": f"{arr.shape[1]} output channels"}  # fmt: skip
+        return Picture(upscale(np.ascontiguousarray(colour), factor), notes)
     if arr.ndim != 4:
-        raise ValueError(f"filters must have shape (n, kh, kw, c), got {arr.shape}")
+        raise ValueError(
+            f"filters must have shape (n, kh, kw, c), or (c_in, c_out) for a 1x1 convolution's "
+            f"channel-mixing matrix, got {arr.shape}"
+        )
     tiles, how = gray_or_rgb(arr, autoscale=False)
     tiles, factor = upscale_tiles(tiles)
     return Picture(tile(tiles), {"tiles": how, "count": len(arr), "scale": factor})

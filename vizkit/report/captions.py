@@ -68,6 +68,8 @@ def picture_facts(notes: dict[str, Any]) -> list[str]:
     for unit, row in zip(notes.get("units", ()), notes.get("top", ()), strict=False):
         if row:  # the best image of each unit (the manifest's notes list them all)
             facts.append(f"unit {unit}: #{row[0][0]} ({row[0][1]:.3g}) first of {len(row)}")
+    if "rows" in notes and "columns" in notes:  # a 1x1 convolution's channel-mixing matrix
+        facts.append(f"rows: {notes['rows']}, columns: {notes['columns']}")
     if "count" in notes:
         facts.append(f"{notes['count']} kernels")
     if notes.get("scale", 1) > 1:

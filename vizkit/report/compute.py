@@ -21,14 +21,24 @@ from ..core.layers import (
     has_area,
     is_conv,
     iter_layers,
-    last_conv_layer,
     output_rank,
     output_shape,
     representative_layers,
     resolve_layer,
 )
+from ..core.tokens import (
+    attention_layer_paths,
+    default_map_layer,
+    grid_rank,
+    grid_shape,
+    is_attention,
+)
+from ..methods.attention import attention_maps as attention_maps_method
+from ..methods.attention import attention_rollout as attention_rollout_method
+from ..methods.attention import parse_query
 from ..methods.deepdream import deepdream as deepdream_method
 from ..methods.feature_maps import feature_maps as feature_maps_method
+from ..methods.filters import channel_mixing, is_pointwise
 from ..methods.filters import filters as filters_method
 from ..methods.gradcam import gradcam as gradcam_method
 from ..methods.hypercolumns import hypercolumns as hypercolumns_method
@@ -62,7 +72,7 @@ def suits(spec: MethodSpec, layer: keras.layers.Layer) -> bool:
     """Whether ``layer`` suits ``spec`` (its ``layers`` kind); whole-model methods take none."""
     if isinstance(layer, keras.Model):
         return False
-    rank = output_rank(layer)
+    rank = grid_rank(layer)  # transformer token layers with a patch grid count as 4-D
     kind = spec.layers
     if kind == "conv2d":
         return is_conv(layer) and rank == 4
@@ -72,6 +82,8 @@ def suits(spec: MethodSpec, layer: keras.layers.Layer) -> bool:
         return rank == 4 and has_area(layer)
     if kind == "units":
         return rank in (2, 4)
+    if kind == "attention":
+        return is_attention(layer)
     return False
 
 
@@ -83,6 +95,7 @@ def why_not(spec: MethodSpec, path: str, layer: keras.layers.Layer) -> str:
         "spatial": "a layer with a 4-D (N, H, W, C) output",
         "gradcam": "a layer with a 4-D (N, H, W, C) output larger than 1x1",
         "units": "a layer with a 4-D (N, H, W, C) or 2-D (N, units) output",
+        "attention": "a MultiHeadAttention layer",
     }.get(spec.layers or "", "no layer at all (it explains the whole model)")
     return f"layer {path!r} (output shape {shape}) does not suit {spec.name}: it needs {needs}"
 
@@ -103,14 +116,14 @@ def default_layers(spec: MethodSpec, model: keras.Model) -> list[str]:
         return []
     if spec.default_layers == "last":
         try:
-            path = last_conv_layer(model)
+            path = default_map_layer(model)
         except ValueError:  # no spatial layer (an MLP): nothing to draw for this model
             return []
         layer = resolve_layer(model, path)[1]
         return [path] if suits(spec, layer) else suitable_layers(spec, model)[-1:]
     paths = suitable_layers(spec, model)
     if spec.layers == "units":  # dense layers are reached by naming them
-        paths = [p for p in paths if output_rank(resolve_layer(model, p)[1]) == 4]
+        paths = [p for p in paths if grid_rank(resolve_layer(model, p)[1]) == 4]
     if spec.default_layers == "representative":
         return representative_layers(model, paths)
     return paths
@@ -125,17 +138,28 @@ def pick_units(model: keras.Model, layer: str, units=None, first: int | None = N
     """Unit indices: ``units`` as given, else the first ``first`` channels of ``layer``."""
     if units is not None:
         return [int(u) for u in np.atleast_1d(units)]
-    channels = int((output_shape(resolve_layer(model, layer)[1]) or (0,))[-1])
+    channels = int((grid_shape(resolve_layer(model, layer)[1]) or (0,))[-1])
     return list(range(min(int(first or 8), channels)))
 
 
 # -- compute adapters: (ctx, layer, **options) -> result ------------------------------------------
 def filters(ctx: Context, layer: str, **options):
+    if is_pointwise(ctx.model, layer):  # a 1x1 kernel: its channel-mixing matrix, not flat tiles
+        return channel_mixing(ctx.model, layer)
     return filters_method(ctx.model, layer, **options)
 
 
 def feature_maps(ctx: Context, layer: str, **options):
     return feature_maps_method(ctx.model, ctx.images, layers=[layer], **ctx.pre(), **options)[layer]
+
+
+def feature_maps_layers(ctx: Context, layers: Sequence[str], **options) -> dict[str, np.ndarray]:
+    """Feature maps of several layers from one forward pass: ``{layer: (N, h, w, c)}``."""
+    return feature_maps_method(ctx.model, ctx.images, layers=list(layers), **ctx.pre(), **options)
+
+
+# Adapters that compute several layers in one call (one compiled graph), by method name.
+ONE_PASS = {"feature_maps": feature_maps_layers}
 
 
 def hypercolumns(ctx: Context, layer: str | None, **options):
@@ -204,12 +228,35 @@ def pick_images(model: keras.Model, data, indices: set[int]) -> dict[int, np.nda
     return found
 
 
+def attention_maps(ctx: Context, layer: str, *, query=None, heads=None, **options):
+    maps = attention_maps_method(
+        ctx.model,
+        ctx.images,
+        layer,
+        query=parse_query(query),
+        heads=heads,
+        upsample=True,
+        **ctx.pre(),
+        **options,
+    )
+    return maps.mean(axis=1)  # one heat map per image: the heads averaged
+
+
+def attention_rollout(ctx: Context, layer: str, *, query=None, **options):
+    paths = attention_layer_paths(ctx.model)
+    upto = paths[: paths.index(layer) + 1]  # the rollout through the layers up to this one
+    return attention_rollout_method(
+        ctx.model, ctx.images, query=parse_query(query), layers=upto, **ctx.pre(), **options
+    )
+
+
 def call(spec: MethodSpec, ctx: Context, layer: str | None, options: dict[str, Any]):
     """Run ``spec``'s adapter."""
     return spec.load_compute()(ctx, layer, **options)
 
 
 __all__: Sequence[str] = [
+    "ONE_PASS",
     "Context",
     "call",
     "default_layers",

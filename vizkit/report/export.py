@@ -47,7 +47,15 @@ from ..render.raster import Picture
 from ..render.raster import render as render_picture
 from ..render.tasks import STYLES, DrawTask, ImageTask
 from . import captions
-from .compute import Context, call, default_layers, spatial_conv_paths, suitable_layers, suits
+from .compute import (
+    ONE_PASS,
+    Context,
+    call,
+    default_layers,
+    spatial_conv_paths,
+    suitable_layers,
+    suits,
+)
 from .html import INDEX_NAME, PAGE_SIZE, write_report
 from .inputs import (
     image_sha1,
@@ -268,6 +276,8 @@ def render_method(
     style: str = "raster",
     preprocess=None,
     labels=None,
+    check_size: bool = True,
+    exact_layers: bool = False,
 ) -> list[Rendered]:
     """Compute one method and draw its figures without writing anything (the command line's
     method subcommands).
@@ -282,6 +292,11 @@ def render_method(
         The method's keyword options.
     progress : bool or None
         Progress bar over layers (``None``: only on a terminal).
+    check_size : bool
+        False lets images of any size through (DeepDream tiles fixed-size models).
+    exact_layers : bool
+        Draw exactly ``layers`` (the caller checked them, e.g. a 1x1 map named for Grad-CAM,
+        which then warns) instead of keeping only those that suit the method.
 
     Returns
     -------
@@ -301,19 +316,27 @@ def render_method(
     source = open_source(images, batch_size=CHUNK, **file_fit(model))
     user_targets = _check_targets(targets, source.count)
     name = getattr(model, "name", "model")
-    plan = _plan_model(
-        name, model, name, user_targets, layers, [method], opts, ("png",), pre_name, pre_fn
-    )
+    plan = _plan_model(name, model, name, user_targets, layers, [method], opts, ("png",),
+                       pre_name, pre_fn, exact_layers=exact_layers)  # fmt: skip
     batches = list(source)
-    x = np.concatenate([to_batch(b.images, model) for b in batches])
+    x = np.concatenate([to_batch(b.images, model, check_size=check_size) for b in batches])
     ids = [i for b in batches for i in b.ids]
     infos = _infos(plan, x, [None] * len(x), 0, [None] * len(x))
     targets_ = None if not spec.target else [i.get("target") for i in infos]
     ctx = Context(model, x, targets_, plan.layers, preprocess=pre_fn, data=x)
     out = []
     bar = _progress(len(plan.groups), enabled=progress, desc=f"vizkit {method}", unit="layer")
+    # Methods that record several layers in one forward pass do so for all chosen layers: one
+    # compiled graph instead of one per layer (N traces, and TensorFlow's retracing warning).
+    together = ONE_PASS.get(method) if len(plan.groups) > 1 else None
+    if together is not None:
+        first = plan.groups[0]
+        by_layer = together(ctx, [g.layer for g in plan.groups], **first.options)
     for group in plan.groups:
-        result = call(spec, ctx, group.layer, group.options)
+        if together is not None:
+            result = by_layer[group.layer]
+        else:
+            result = call(spec, ctx, group.layer, group.options)
         for image in range(len(x)) if spec.per_image else [None]:
             item = result if image is None else result[image]
             info = None if image is None else infos[image]
@@ -474,7 +497,18 @@ class Plan:
 
 
 def _plan_model(
-    name, model, slug, targets, layers, methods, options, formats, pre_name, pre_fn
+    name,
+    model,
+    slug,
+    targets,
+    layers,
+    methods,
+    options,
+    formats,
+    pre_name=None,
+    pre_fn=None,
+    *,
+    exact_layers=False,
 ) -> Plan:
     every = isinstance(layers, str) and layers == "all"
     wanted = None if layers is None or every else resolve_layers(model, layers)
@@ -499,6 +533,8 @@ def _plan_model(
             method_layers = suitable_layers(method, model)
         elif wanted is None:
             method_layers = list(default_layers(method, model))
+        elif exact_layers:
+            method_layers = list(wanted)
         else:
             layer_objects = layer_objects or dict(iter_layers(model))
             method_layers = [p for p in wanted if suits(method, layer_objects[p])]

@@ -1,28 +1,23 @@
 """What the export knows about its images: preprocessing, class names, predictions, labels.
 
-Preprocessing presets and label files come from :mod:`vizkit.preprocessing`
-(``get_preset(name) -> callable``, ``load_labels(spec) -> list[str]``). Until that module is in
-the build, :func:`resolve_preprocess` accepts callables only and :func:`resolve_labels` reads
-lists and plain label files itself.
+Preprocessing presets and label files come from :mod:`vizkit.preprocessing`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import json
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.graph import Tap, final_activation, map_batches, predict_fn
+from ..preprocessing import Preset, get_preset, label_of, load_labels
 
 
 def resolve_preprocess(spec) -> tuple[str | None, Callable | None]:
-    """``(name, function)`` for ``preprocess=``: None, a preset name or a callable.
+    """``(name, function)`` for ``preprocess=``: None, a preset (or its name) or a callable.
 
     The name is what the manifest records (a callable is named by its module and qualified
     name, so that a rerun with the same function resumes).
@@ -32,18 +27,13 @@ def resolve_preprocess(spec) -> tuple[str | None, Callable | None]:
     TypeError
         For anything else.
     ValueError
-        For a preset name when :mod:`vizkit.preprocessing` is not available, or an unknown one.
+        For an unknown preset name (the message lists the known ones).
     """
     if spec is None:
         return None, None
-    if isinstance(spec, str):
-        module = _preprocessing()
-        if module is None or not hasattr(module, "get_preset"):
-            raise ValueError(
-                f"preprocess={spec!r} names a preset, but vizkit.preprocessing is not part of "
-                "this build; pass a callable (applied to the batch before the model)"
-            )
-        return spec, module.get_preset(spec)
+    if isinstance(spec, (str, Preset)):
+        preset = get_preset(spec)
+        return preset.name, preset
     if callable(spec):
         name = getattr(spec, "__qualname__", None) or type(spec).__qualname__
         return f"{getattr(spec, '__module__', '') or ''}.{name}".lstrip("."), spec
@@ -53,49 +43,11 @@ def resolve_preprocess(spec) -> tuple[str | None, Callable | None]:
 
 
 def resolve_labels(spec) -> list[str] | None:
-    """Class names for ``labels=``: None, a list of names, a label file or a named set.
-
-    With :mod:`vizkit.preprocessing` its ``load_labels`` decides; without it, a list (or tuple)
-    of strings is used as given and a file is read as one name per line (or a JSON list).
-
-    Raises
-    ------
-    TypeError, ValueError, FileNotFoundError
-        For anything that is not a usable list of class names.
-    """
+    """Class names for ``labels=``: None, ``"imagenet"``, a label file or a list of names
+    (:func:`vizkit.preprocessing.load_labels`)."""
     if spec is None:
         return None
-    module = _preprocessing()
-    if module is not None and hasattr(module, "load_labels"):
-        return [str(name) for name in module.load_labels(spec)]
-    if isinstance(spec, (list, tuple)):
-        if not all(isinstance(s, str) for s in spec):
-            raise TypeError("labels must be a list of class names (strings)")
-        return list(spec)
-    if isinstance(spec, (str, os.PathLike)):
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"labels: no label file at {str(path)!r} (named label sets such as 'imagenet' "
-                "need vizkit.preprocessing)"
-            )
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".json":
-            names = json.loads(text)
-            if not isinstance(names, list):
-                raise ValueError(f"labels: {str(path)!r} must hold a JSON list of names")
-            return [str(n) for n in names]
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    raise TypeError(
-        f"labels must be None, a list of class names or a label file, got {type(spec).__name__}"
-    )
-
-
-def _preprocessing():
-    try:
-        return importlib.import_module("vizkit.preprocessing")
-    except ImportError:
-        return None
+    return load_labels(os.fspath(spec) if isinstance(spec, os.PathLike) else spec)
 
 
 def image_sha1(image: np.ndarray) -> str:
@@ -138,8 +90,9 @@ def true_label(value) -> Any:
 
 
 def class_name(index, names: Sequence[str] | None) -> str:
-    """``"7"``, or ``"281 tabby"`` when class names are known."""
-    if isinstance(index, (int, np.integer)) and names and 0 <= int(index) < len(names):
-        name = str(names[int(index)])
-        return str(int(index)) if name == str(int(index)) else f"{int(index)} {name}"
+    """``"7"``, or ``"281 tabby"`` when class names are known (a name that is just the index,
+    as MNIST's ``"7"``, is not repeated)."""
+    if isinstance(index, (int, np.integer)):
+        text = label_of(names, int(index))
+        return str(int(index)) if text == f"{int(index)} {int(index)}" else text
     return str(index)
