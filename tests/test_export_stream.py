@@ -166,3 +166,26 @@ def test_every_link_of_a_streamed_report_resolves(model, tmp_path):
     links = all_links(out)
     assert links and all((out / link).is_file() for link in links)
     assert json.loads((out / "manifest.json").read_text())["models"]["tiny"]["images"] == 5
+
+
+def test_feature_maps_of_several_layers_share_one_pass_per_chunk(model, tmp_path):
+    x = digits(3)
+    export(model, x, tmp_path, methods=["feature_maps"], layers=["c1", "c2"], progress=False,
+           diagnose=False)  # fmt: skip
+    (tmp_path / "tiny/c1/img001_feature_maps.png").unlink()
+    (tmp_path / "tiny/c2/img002_feature_maps.png").unlink()
+    export(
+        model,
+        x,
+        tmp_path,
+        methods=["feature_maps"],
+        layers=["c1", "c2"],
+        progress=False,
+        diagnose=False,
+    )  # fmt: skip: rows 1 (c1) and 2 (c2), computed together
+    maps = vizkit.feature_maps(model, x, layers=["c1", "c2"])
+    for f in load(tmp_path)["files"]:
+        m = maps[f["layer"]][f["image"]]
+        lo, hi = f["notes"]["range"]
+        assert lo == pytest.approx(float(m.min()), abs=1e-5)
+        assert hi == pytest.approx(float(m.max()), abs=1e-5)

@@ -635,11 +635,16 @@ def _refuse(folder: Path, path: str, why: str) -> None:
 # -- running ------------------------------------------------------------------------------------
 @dataclass
 class Chunk:
-    """The images of the current chunk for one model."""
+    """The images of the current chunk for one model.
+
+    ``shared`` holds results computed for several layers at once (:data:`ONE_PASS`):
+    ``(method, layer) -> (rows, result for those rows)``.
+    """
 
     plan: Plan
     x: np.ndarray
     infos: list[dict[str, Any]]
+    shared: dict[tuple, tuple[list[int], np.ndarray]] = field(default_factory=dict)
 
 
 class Writer:
@@ -667,7 +672,12 @@ class Writer:
             ctx = Context(plan.model, np.zeros((0,)), None, plan.layers,
                           preprocess=plan.preprocess, data=self.data)  # fmt: skip
         start = time.perf_counter()
-        result = call(method, ctx, group.layer, group.options)
+        shared = self.chunk.shared.get((group.method, group.layer)) if method.per_image else None
+        if shared is not None:  # computed with the method's other layers in one pass
+            at = {r: i for i, r in enumerate(shared[0])}
+            result = shared[1][[at[r] for r in rows]]
+        else:
+            result = call(method, ctx, group.layer, group.options)
         share = (time.perf_counter() - start) / len(jobs)
         self.manifest.mark_pending(p for job in jobs for p in (*job.files.values(), job.thumbnail))
         for row, (job, info) in enumerate(zip(jobs, infos, strict=True)):
@@ -783,7 +793,7 @@ class Run:
                 self._write_input(plan, ids[row], x[row], info)
             elif old != info:  # same picture, new facts (e.g. other targets): no rewrite
                 self.manifest.record_image(plan.name, ids[row], info)
-        self.writer.chunk = Chunk(plan, x, infos)
+        self.writer.chunk = Chunk(plan, x, infos, _one_pass(plan, x, todo))
         for group, jobs in todo:
             self.writer.run(group, jobs)
 
@@ -909,6 +919,21 @@ class Run:
                     os.unlink(contained(manifest.folder, *rel.split("/")))
                 except FileNotFoundError:
                     pass
+
+
+def _one_pass(plan: Plan, x: np.ndarray, todo) -> dict[tuple, tuple[list[int], np.ndarray]]:
+    """Methods that record several layers in one forward pass (feature maps) do so for all
+    their layers of a chunk: one compiled graph instead of one per layer."""
+    shared = {}
+    for method, together in ONE_PASS.items():
+        groups = [(g, jobs) for g, jobs in todo if g.method == method]
+        if len(groups) < 2:
+            continue
+        rows = sorted({job.row for _, jobs in groups for job in jobs})
+        ctx = Context(plan.model, x[rows], None, plan.layers, preprocess=plan.preprocess)
+        results = together(ctx, [g.layer for g, _ in groups], **groups[0][0].options)
+        shared.update({(method, g.layer): (rows, results[g.layer]) for g, _ in groups})
+    return shared
 
 
 def _check_free_path(manifest: Manifest, path: str, known: set, overwrite: bool) -> None:
