@@ -105,3 +105,41 @@ def test_sigkill_at_a_random_point_then_resume(tmp_path, monkeypatch, seed):
     for f in final["files"]:
         assert cv2.imread(str(report / f["path"])) is not None
     assert not list(report.rglob("*.tmp*")) and not (report / JOURNAL_NAME).exists()
+
+
+SCRIPT = """
+import sys
+import numpy as np
+import models, vizkit
+
+print("script ran")  # a worker process must not run this again
+model = models.load_model(sys.argv[1])
+vizkit.export(model, np.load(sys.argv[2])[:2], sys.argv[3], methods=["saliency"],
+              formats=["png", "pdf"], progress=False, diagnose=False)
+"""
+
+
+@pytest.mark.slow
+def test_matplotlib_workers_do_not_rerun_a_script_without_main_guard(tmp_path):
+    """PDF figures are drawn in worker processes; a user's script without an
+    ``if __name__ == "__main__"`` guard runs once and finishes."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(2, 3, activation="relu", name="c1")(inp)
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h))
+    keras.Model(inp, out, name="tiny").save(tmp_path / "tiny.keras")
+    np.save(tmp_path / "images.npy", np.random.default_rng(0).random((2, 8, 8, 1), np.float32))
+    script = tmp_path / "user_script.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "tiny.keras"), str(tmp_path / "images.npy"),
+         str(tmp_path / "report")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("script ran") == 1
+    files = load(tmp_path / "report")["files"]
+    assert sorted(f["format"] for f in files) == ["pdf", "pdf", "png", "png"]
+    pdf = next(f for f in files if f["format"] == "pdf")
+    assert (tmp_path / "report" / pdf["path"]).read_bytes().startswith(b"%PDF")

@@ -202,6 +202,13 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, overwrite: bool 
             fh.write(payload)
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
     """Make ``path`` a second name of the finished file ``source``, atomically.
 

@@ -88,7 +88,9 @@ def occlusion(
         raise ValueError(
             f"patch {(ph, pw)} is larger than the images ({height}, {width}); use a smaller patch"
         )
-    tops, lefts = np.meshgrid(window_starts(height, ph, sh), window_starts(width, pw, sw), indexing="ij")
+    tops, lefts = np.meshgrid(
+        window_starts(height, ph, sh), window_starts(width, pw, sw), indexing="ij"
+    )
     tops, lefts = tops.ravel().astype(np.int32), lefts.ravel().astype(np.int32)
     covered = _fill(fill, p.x, max(ph, pw))
     occluded = _occluded_scores(model, p, covered, tops, lefts, (ph, pw))

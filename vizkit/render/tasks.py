@@ -7,8 +7,9 @@ process (matplotlib figures, which hold the GIL while they are laid out).
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ class DrawTask:
     style: str = "raster"
     dpi: int = 100
     thumbnail_size: int = 200
+    umask: int | None = None  # the exporting process's, for a worker process started earlier
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,15 @@ class ImageTask:
 
     image: np.ndarray
     path: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    umask: int | None = None
 
 
 def run_task(task: DrawTask | ImageTask) -> dict[str, Any]:
     """Do ``task``; returns ``{"notes": {...}, "seconds": float}`` (notes: what a caption says
     about a raster picture; empty for matplotlib figures)."""
     start = time.perf_counter()
+    if task.umask is not None:  # files honour the umask of the process that asked for them
+        os.umask(task.umask)
     if isinstance(task, ImageTask):
         atomic_write(task.path, encode_png(to_rgb(task.image)))
         return {"notes": {}, "seconds": time.perf_counter() - start}
@@ -85,6 +89,16 @@ def run_task(task: DrawTask | ImageTask) -> dict[str, Any]:
     return {"notes": notes, "seconds": time.perf_counter() - start}
 
 
+def warm_up() -> None:
+    """Load what the first task would otherwise wait for (a worker process's initializer): the
+    colour tables of the raster renderer."""
+    from ..plot.colormaps import colormap_table
+    from .raster import HEATMAP, HYPERCOLUMN, MAPS_CMAP, MIXING_CMAP
+
+    for name in {HEATMAP["cmap"], HYPERCOLUMN["cmap"], MAPS_CMAP, MIXING_CMAP}:
+        colormap_table(name)
+
+
 def _matplotlib_figure(task: DrawTask):
     from ..plot.renderers import render as render_figure
 
@@ -97,4 +111,4 @@ def _figure_bytes(figure, fmt: str, dpi: int) -> bytes:
     return to_bytes(figure, fmt, dpi)
 
 
-__all__ = ["STYLES", "DrawTask", "ImageTask", "run_task"]
+__all__ = ["STYLES", "DrawTask", "ImageTask", "run_task", "warm_up"]

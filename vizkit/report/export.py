@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..core.batches import file_fit
 from ..core.checks import choice, flag, positive_int
-from ..core.files import UniqueNames, contained, ensure_writable
+from ..core.files import UniqueNames, contained, current_umask, ensure_writable
 from ..core.images import to_batch
 from ..core.layers import iter_layers, layer_paths, resolve_layers
 from ..core.sources import open_source
@@ -655,6 +655,8 @@ class Writer:
         self.settings = settings
         self.plans = {p.name: p for p in plans}
         self.pipeline: Pipeline | None = None
+        # Worker processes outlive an export; they take the umask of this one with each task.
+        self.umask = current_umask() if settings.matplotlib else None
         self.chunk: Chunk | None = None
         self.data = None  # the dataset for per-layer methods that need one
 
@@ -693,6 +695,7 @@ class Writer:
                 style=self.settings.style,
                 dpi=self.settings.dpi,
                 thumbnail_size=self.settings.thumbnail_size,
+                umask=self.umask,
             )
             self.pipeline.submit(task, ("figure", group, job, info, share))
 
@@ -720,6 +723,8 @@ class Run:
         self.bar = None
 
     def start(self, workers: int, progress: bool, total: int | None) -> None:
+        # Threads for raster pictures (OpenCV and NumPy release the GIL); processes for
+        # matplotlib figures, which hold it while they are laid out.
         self.writer.pipeline = Pipeline(workers, self._done, processes=self.settings.matplotlib,
                                         bound=max(4 * CHUNK, 4 * workers))  # fmt: skip
         self.bar = _progress(total, enabled=progress)
@@ -801,7 +806,7 @@ class Run:
         path = info["path"]
         _check_free_path(self.manifest, path, self.known, self.overwrite)
         self.manifest.mark_pending([path])
-        task = ImageTask(image, str(self.manifest.folder.joinpath(path)))
+        task = ImageTask(image, str(self.manifest.folder.joinpath(path)), self.writer.umask)
         self.writer.pipeline.submit(task, ("image", plan.name, image_id, info))
 
     # -- per-layer methods --------------------------------------------------------------------
