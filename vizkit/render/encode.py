@@ -31,6 +31,24 @@ def encode_png(pixels: np.ndarray, *, compression: int = PNG_COMPRESSION) -> byt
     return encoded.tobytes()
 
 
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
+
+
+def encode_image(pixels: np.ndarray, fmt: str) -> bytes:
+    """``pixels`` (RGB uint8) as an image file of format ``fmt`` (one of :data:`IMAGE_FORMATS`)."""
+    fmt = str(fmt).lower().lstrip(".")
+    if fmt == "png":
+        return encode_png(pixels)
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"image format must be one of {IMAGE_FORMATS}, got {fmt!r}")
+    arr = np.asarray(pixels)
+    bgr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
+    ok, encoded = cv2.imencode(f".{fmt}", bgr)
+    if not ok:
+        raise ValueError(f"could not encode a {arr.shape} image as {fmt}")
+    return encoded.tobytes()
+
+
 def shrink(pixels: np.ndarray, size: int) -> np.ndarray:
     """``pixels`` scaled down (area-averaged) so that the longest side is at most ``size``."""
     scale = size / max(pixels.shape[:2])

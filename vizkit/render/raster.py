@@ -3,8 +3,8 @@
 Every renderer kind of :data:`vizkit.registry.RENDERERS` has a function here that returns a
 :class:`Picture`: an RGB uint8 array plus ``notes`` (colour map, value range, units, ...) that
 the report writes into captions and the manifest instead of drawing text. Colour maps are lookup
-tables sampled once from matplotlib (:func:`vizkit.plot.colormaps.colormap_table`), so a heat
-map has the colours ``imshow`` would give it; small images are upscaled (nearest for pixels,
+tables sampled once (:func:`vizkit.plot.colormaps.colormap_table`), so a heat map has the
+colours ``imshow`` would give it; small images are upscaled (nearest for pixels,
 bilinear for heat maps) to a readable size; grids are tiled in NumPy. No text layout, no
 figure objects: a 224x224 overlay takes about a millisecond, and OpenCV releases the GIL, so
 pictures are drawn in threads while the model computes.

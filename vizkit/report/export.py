@@ -43,6 +43,7 @@ from ..core.layers import iter_layers, layer_paths, resolve_layers
 from ..core.sources import open_source
 from ..methods.diagnose import diagnose
 from ..registry import METHODS, check_methods
+from ..render.encode import IMAGE_FORMATS, encode_image
 from ..render.raster import Picture
 from ..render.raster import render as render_picture
 from ..render.tasks import STYLES, DrawTask, ImageTask
@@ -321,8 +322,11 @@ def render_method(
     batches = list(source)
     x = np.concatenate([to_batch(b.images, model, check_size=check_size) for b in batches])
     ids = [i for b in batches for i in b.ids]
-    infos = _infos(plan, x, [None] * len(x), 0, [None] * len(x))
-    targets_ = None if not spec.target else [i.get("target") for i in infos]
+    # Predictions (captions, targets) for methods that explain a class, on images the model
+    # takes as they are (DeepDream's any-size images are not predicted).
+    predict = spec.target and check_size
+    infos = _infos(plan, x, [None] * len(x), 0, [None] * len(x), predict=predict)
+    targets_ = [i.get("target") for i in infos] if predict else user_targets
     ctx = Context(model, x, targets_, plan.layers, preprocess=pre_fn, data=x)
     out = []
     bar = _progress(len(plan.groups), enabled=progress, desc=f"vizkit {method}", unit="layer")
@@ -383,10 +387,11 @@ class Drawing:
         return self._figure
 
     def encode(self, fmt: str = "png", dpi: int = 100) -> bytes:
-        """The figure as ``fmt`` bytes (png, pdf or svg)."""
-        fmt = _check_formats([fmt])[0]
-        if fmt == "png" and self.style == "raster":
-            return self.picture.png()
+        """The figure as ``fmt`` bytes: with ``style="raster"``, image formats (png, jpg, tif,
+        webp, bmp) are the raster picture; pdf, svg and the rest are matplotlib's."""
+        fmt = str(fmt).lower().lstrip(".")
+        if self.style == "raster" and fmt in IMAGE_FORMATS:
+            return encode_image(self.picture.pixels, fmt)
         from ..plot.renderers import to_bytes
 
         return to_bytes(self.figure, fmt, dpi)
@@ -748,7 +753,7 @@ class Run:
     def _chunk(self, plan: Plan, batch) -> None:
         x = to_batch(batch.images, plan.model)
         ids = [str(i) for i in batch.ids]
-        names = [plan.image_names(_file_id(i, batch)) for i in ids]
+        names = [plan.image_names(_file_id(i)) for i in ids]
         sha = [image_sha1(img) for img in x]
         todo, rows = [], set()
         for group in plan.image_groups:
@@ -949,7 +954,7 @@ def _check_free_path(manifest: Manifest, path: str, known: set, overwrite: bool)
     _refuse(manifest.folder, path, "not written by vizkit export")
 
 
-def _infos(plan: Plan, x, labels, start, paths, rows=None) -> list[dict[str, Any]]:
+def _infos(plan: Plan, x, labels, start, paths, rows=None, predict=True) -> list[dict[str, Any]]:
     """What the report says about each image: position, input picture, prediction, target."""
     rows = list(range(len(x))) if rows is None else rows
     infos = [
@@ -957,7 +962,7 @@ def _infos(plan: Plan, x, labels, start, paths, rows=None) -> list[dict[str, Any
         for r, p, lab in zip(rows, paths, labels, strict=True)
     ]
     needs = plan.info.get("classifier") or any(METHODS[g.method].target for g in plan.groups)
-    if not needs or len(x) == 0:
+    if not (predict and needs) or len(x) == 0:
         return infos
     classes, scores, probability = predictions(plan.model, x, plan.preprocess, CHUNK)
     for r, info, k, score in zip(rows, infos, classes, scores, strict=True):
@@ -967,7 +972,7 @@ def _infos(plan: Plan, x, labels, start, paths, rows=None) -> list[dict[str, Any
     return infos
 
 
-def _file_id(image_id: str, batch) -> str:
+def _file_id(image_id: str) -> str:
     """The image part of a file name: the file's name for image files, ``img042`` otherwise."""
     return image_id if not image_id.isdigit() else f"img{image_id}"
 
