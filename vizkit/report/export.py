@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from ..core.batches import file_fit
 from ..core.checks import choice, flag, positive_int
 from ..core.files import UniqueNames, contained, current_umask, ensure_writable
-from ..core.images import to_batch
+from ..core.images import as_array, to_batch
 from ..core.layers import iter_layers, layer_paths, resolve_layers
 from ..core.sources import open_source
 from ..methods.diagnose import diagnose
@@ -218,7 +218,12 @@ def export(
     )
     pre_name, pre_fn = resolve_preprocess(preprocess)
     workers = _check_workers(workers)
+    images = _image_list(images)
     source = open_source(images, batch_size=CHUNK, **file_fit(next(iter(named.values()))))
+    if source.kind == "array":  # in memory anyway: bad pixels are refused before any work
+        for batch in source:
+            for m in named.values():
+                to_batch(batch.images, m)
     user_targets = _check_targets(targets, source.count)
     root = ensure_writable(Path(out_dir))
     manifest = Manifest.load(root)
@@ -1068,6 +1073,24 @@ def _check_options(method_options, methods: Iterable[str]) -> dict[str, dict[str
         if not isinstance(opts, Mapping):
             raise TypeError(f"method_options[{name!r}] must be a dict, got {type(opts).__name__}")
     return {m: {**METHODS[m].export_defaults, **dict(given.get(m, {}))} for m in methods}
+
+
+def _image_list(images):
+    """A list of single images (``(H, W[, C])`` arrays or nested lists; not file paths, batches
+    or ``(x, y)`` pairs) as one array, so that a ragged list is refused by name as
+    :func:`vizkit.core.images.to_batch` refuses it."""
+    if not (isinstance(images, list) and images):
+        return images
+    if all(isinstance(i, (np.ndarray, list)) and _rank(i) <= 3 for i in images):
+        return as_array(images, "images")
+    return images
+
+
+def _rank(item) -> int:
+    try:
+        return np.ndim(item)
+    except ValueError:  # a ragged nested list: as_array says so by name
+        return 0
 
 
 def _check_targets(targets, n: int | None) -> int | list[int] | None:
