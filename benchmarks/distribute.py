@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .timing import RESULTS, load_average, machine
+from .timing import RESULTS, load_average, machine, write_section
 
 SECTION = "## Training under tf.distribute"
 SETTINGS = ("plain", "one device", "mirrored, 2 logical CPUs", "multiworker, 2 processes")
@@ -139,19 +139,6 @@ def max_weight_difference(a: Path, b: Path) -> float:
         return max(float(np.abs(x[k] - y[k]).max()) for k in x.files)
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) this benchmark's section of ``path``, keeping the other sections."""
-    old = path.read_text() if path.exists() else "# Beyond one machine\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        rest = "\n\n" + old[end + 1 :] if end >= 0 else ""
-        new = old[:start] + text.rstrip("\n") + rest
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.distribute",
@@ -196,7 +183,7 @@ def main(argv=None) -> int:
     print(text)
     target = (RESULTS / "quick" if args.quick else RESULTS) / "scale.md"
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_section(text, target)
+    write_section(target, SECTION, text)
     print(f"written: {target}")
     return 0
 

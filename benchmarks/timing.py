@@ -110,7 +110,6 @@ def write_results(
     }
     record = {"meta": meta, "rows": rows, **(extra or {}), "notes": notes}
     (folder / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
-    columns = list(dict.fromkeys(k for row in rows for k in row))
     lines = [
         f"# {title}",
         "",
@@ -122,13 +121,36 @@ def write_results(
         f"load average when written (1/5/15 min): {meta['load average at write (1/5/15 min)']}.",
         "",
     ]
-    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
+    lines += markdown_table(rows)
     if notes:
         lines += ["", notes]
     path = folder / f"{stem}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_section(
+    path: Path, heading: str, text: str, *, title: str = "# Beyond one machine"
+) -> None:
+    """Replace the ``heading`` section (``## ...`` up to the next ``## ``) of ``path`` with
+    ``text``, or append it; the file's other sections are kept (several benchmarks share it)."""
+    old = path.read_text() if path.exists() else title + "\n"
+    start = old.find(heading)
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text.rstrip("\n")
+    else:
+        end = old.find("\n## ", start + len(heading))
+        rest = "\n\n" + old[end + 1 :] if end >= 0 else ""
+        new = old[:start] + text.rstrip("\n") + rest
+    path.write_text(new.rstrip("\n") + "\n")
+
+
+def markdown_table(rows: list[dict]) -> list[str]:
+    """Lines of a Markdown table with a column per key (in first-seen order)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return lines
 
 
 def _fmt(value) -> str:

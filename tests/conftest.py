@@ -36,3 +36,23 @@ def _no_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
     yield
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray with two CPUs for the whole session, started by the first test that asks
+    (skipped where Ray is not installed) and shut down at the end."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            object_store_memory=512 * 2**20,
+        )
+    yield ray
+    if started:
+        ray.shutdown()

@@ -137,3 +137,32 @@ def assert_close_f32(actual, expected, *, n_terms: int, scale=None, factor=4.0, 
         np.asarray(actual, np.float64), expected, rtol=0, atol=atol, err_msg=err_msg
     )
 
+def linear_model(weights):
+    """``score_k = sum(w[..., k] * x)``: no bias, no softmax; gradient x input is exact."""
+    weights = np.asarray(weights, np.float32)
+    inp = keras.Input(weights.shape[:3])
+    dense = keras.layers.Dense(weights.shape[3], use_bias=False)
+    model = keras.Model(inp, dense(keras.layers.Flatten()(inp)), name="linear")
+    dense.set_weights([weights.reshape(-1, weights.shape[3])])
+    return model
+
+
+class Count(keras.layers.Layer):
+    """Identity that counts its calls and the images it sees (at run time, inside graphs)."""
+
+    def build(self, shape):
+        self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False, name="calls")
+        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="seen")
+
+    def call(self, x):
+        self.calls.assign_add(1.0)
+        self.seen.assign_add(keras.ops.cast(keras.ops.shape(x)[0], "float32"))
+        return x
+
+
+def counted_cnn(shape=(12, 12, 1)):
+    """:func:`small_cnn` behind a :class:`Count` layer; returns ``(model, count)``."""
+    inp = keras.Input(shape)
+    count = Count(name="count")
+    inner = small_cnn(shape)
+    return keras.Model(inp, inner(count(inp)), name="counted"), count

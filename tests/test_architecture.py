@@ -83,7 +83,7 @@ def test_the_check_finds_private_imports():
 LIGHT = """
 import sys
 import vizkit, vizkit.registry, vizkit.cli, vizkit.core.checks, vizkit.core.files
-import vizkit.core.jsonutil
+import vizkit.core.jsonutil, vizkit.engines, vizkit.engines.reductions
 vizkit.cli.build_parser()
 heavy = sorted(m for m in ("tensorflow", "keras", "matplotlib", "ray") if m in sys.modules)
 print(heavy)

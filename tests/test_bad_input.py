@@ -46,8 +46,8 @@ IMAGE_METHODS = {
     "occlusion": ("images", lambda im: vizkit.occlusion(MODEL, im, 0, patch=4)),
     "feature_maps": ("images", lambda im: vizkit.feature_maps(MODEL, im)),
     "hypercolumns": ("images", lambda im: vizkit.hypercolumns(MODEL, im, ["conv1"])),
-    "top_activating": ("images", lambda im: vizkit.top_activating(MODEL, "conv1", 0, im, k=1)),
-    "diagnose": ("images", lambda im: vizkit.diagnose(MODEL, im)),
+    "top_activating": ("data", lambda im: vizkit.top_activating(MODEL, "conv1", 0, im, k=1)),
+    "diagnose": ("data", lambda im: vizkit.diagnose(MODEL, im)),
     "export": (
         "images",
         lambda im: vizkit.export(MODEL, im, OUT_DIR, methods=["filters"], progress=False),
@@ -182,7 +182,8 @@ EMPTY = {
 @pytest.mark.parametrize("method", ["top_activating", "diagnose"])
 def test_empty_datasets_are_rejected(method, kind):
     # These two stream over iterables; an empty stream is an error, not an empty answer.
-    raises_clearly(lambda: IMAGE_METHODS[method][1](EMPTY[kind]()), "images", "empty")
+    name, call = IMAGE_METHODS[method]
+    raises_clearly(lambda: call(EMPTY[kind]()), name, "empty")
 
 
 @pytest.mark.parametrize("method", [m for m in IMAGE_METHODS if m != "deepdream"])
@@ -320,11 +321,11 @@ def test_top_activating_out_of_range_unit_is_rejected(unit):
     )
 
 
-@pytest.mark.parametrize("unit", [1.5, True, "a", None, {0: 1}], ids=repr)
+@pytest.mark.parametrize("unit", [1.5, True, "a", {0: 1}, [0, "a"]], ids=repr)
 def test_unit_of_wrong_type_is_rejected(unit):
+    # None is not here: it means "every unit" for top_activating and maximize.
     raises_clearly(lambda: vizkit.top_activating(MODEL, "conv1", unit, X, k=1), "unit")
-    if unit is not None:  # None means "every unit" for maximize
-        raises_clearly(lambda: vizkit.maximize(MODEL, "conv1", unit, steps=1), "units")
+    raises_clearly(lambda: vizkit.maximize(MODEL, "conv1", unit, steps=1), "units")
 
 
 # -- occlusion window -------------------------------------------------------------------------

@@ -131,3 +131,49 @@ def test_dbn_benchmark_writes_its_table(tmp_path):
     text = (tmp_path / "dbn.md").read_text()
     assert "| 0.9000 |" in text and "| 0.9700 |" in text and "| 0.9500 |" in text
     assert json.loads((tmp_path / "dbn.json").read_text())["result"] == row
+
+
+def test_results_sections_are_replaced_and_other_sections_kept(tmp_path):
+    # benchmarks.scale (Ray) and benchmarks.distribute (training) share results/scale.md.
+    from benchmarks import distribute, scale
+
+    path = tmp_path / "scale.md"
+    path.write_text(f"# Scale\n\n{distribute.SECTION}\n\nkept\n")
+    timing.write_section(path, scale.SECTION, f"{scale.SECTION}\n\nfirst\n")
+    timing.write_section(path, scale.SECTION, f"{scale.SECTION}\n\nsecond\n")
+    text = path.read_text()
+    assert f"{distribute.SECTION}\n\nkept" in text
+    assert text.count(scale.SECTION) == 1 and "second" in text and "first" not in text
+    path.write_text(f"# T\n\n{scale.SECTION}\n\nold\n\n## Later\n\nkept\n")
+    timing.write_section(path, scale.SECTION, f"{scale.SECTION}\n\nnew\n")
+    assert path.read_text() == f"# T\n\n{scale.SECTION}\n\nnew\n\n## Later\n\nkept\n"
+
+
+def test_scale_plan_names_the_slowest_stage():
+    from benchmarks import scale
+
+    costs = {"decode": 0.004, "map_mb": 0.19, "write_mb_s": 100.0}
+    fast_gpu, slow_gpu = (
+        scale.imagenet_plan(costs, gpu_images_s=ips, cores=2, workers=(1, 64))
+        for ips in (5000.0, 100.0)
+    )
+    assert fast_gpu[0]["top-k bound by"] == "JPEG decoding"  # 2 ms of decoding > 0.2 ms of GPU
+    assert slow_gpu[0]["top-k bound by"] == "model passes"
+    assert slow_gpu[1]["saliency bound by"] == "writing"  # 64 GPUs outrun one disk
+    # Hours are images x seconds per image: one GPU at 100 images/s takes 1.28M / 100 s.
+    assert slow_gpu[0]["top-k, 3 layers: hours"] == pytest.approx(scale.IMAGENET / 100 / 3600)
+def test_trust_benchmark_tables():
+    from benchmarks import trust
+    from vizkit.metrics import RandomizationResult
+
+    assert callable(trust.main) and trust.METHODS_COMPARED == ("vanilla", "guided")
+    spearman = np.array([[0.9, 0.7], [0.1, 0.3]], np.float32)
+    result = RandomizationResult("vanilla", ("out", "conv"), True, {"spearman": spearman})
+    rows = trust.layer_rows({"vanilla": result})
+    assert rows == [
+        {"randomised": "top .. out", "vanilla": "0.800 ± 0.100"},
+        {"randomised": "top .. conv", "vanilla": "0.200 ± 0.100"},
+    ]
+    single = RandomizationResult("vanilla", ("out", "conv"), False, {"spearman": spearman})
+    assert trust.layer_rows({"vanilla": single})[1]["randomised"] == "conv"
+    assert trust._table(rows).splitlines()[:2] == ["| randomised | vanilla |", "|---|---|"]

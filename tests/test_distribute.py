@@ -179,22 +179,6 @@ def test_cli_strategy_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_benchmark_rewrites_only_its_own_section(tmp_path):
-    from benchmarks import distribute as bench
-
-    path = tmp_path / "scale.md"
-    path.write_text("# Beyond one machine\n\n## Dataset jobs under Ray\n\nray numbers\n")
-    bench.write_section(f"{bench.SECTION}\n\nfirst\n", path)
-    bench.write_section(f"{bench.SECTION}\n\nsecond\n", path)
-    text = path.read_text()
-    assert text.count(bench.SECTION) == 1 and "second" in text and "first" not in text
-    assert "## Dataset jobs under Ray\n\nray numbers" in text
-    path.write_text(f"# T\n\n{bench.SECTION}\n\nold\n\n## Later\n\nkept\n")
-    bench.write_section(f"{bench.SECTION}\n\nnew\n", path)
-    assert path.read_text() == f"# T\n\n{bench.SECTION}\n\nnew\n\n## Later\n\nkept\n"
-
-
-# -- the processes --------------------------------------------------------------------------------
 def _free_ports(n: int) -> list[int]:
     sockets = [socket.socket() for _ in range(n)]
     try:

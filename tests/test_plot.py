@@ -32,6 +32,7 @@ def n_images(fig):
 def test_plot_package_exports_every_function():
     assert set(vizkit.plot.__all__) == {
         "plot_attention",
+        "plot_curves",
         "plot_diagnosis",
         "plot_feature_maps",
         "plot_filters",
@@ -39,8 +40,10 @@ def test_plot_package_exports_every_function():
         "plot_heatmap",
         "plot_history",
         "plot_hypercolumn",
+        "plot_layer_similarity",
         "plot_layers_overview",
         "plot_message",
+        "plot_randomization",
         "plot_top_activating",
         "save_figure",
     }

@@ -15,7 +15,7 @@ from .registry import load, public_api
 __version__ = "0.1.0"
 
 _API = public_api()
-_SUBPACKAGES = ("plot", "optimize", "attribution", "preprocessing")
+_SUBPACKAGES = ("plot", "optimize", "attribution", "preprocessing", "metrics")
 
 __all__ = [*_API, *_SUBPACKAGES, "__version__"]
 

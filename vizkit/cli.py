@@ -762,7 +762,11 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     import models
+    from models.distribute import resolve_strategy
 
+    # Before any TensorFlow op (building the model runs some): a multi-worker strategy sets up
+    # collective ops when it is created.
+    strategy = resolve_strategy(args.strategy)
     data = models.load_dataset(args.dataset)
     try:
         model = models.create_model(
@@ -787,7 +791,7 @@ def _run_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         augment=args.augment or False,
         label_smoothing=args.label_smoothing,
-        strategy=args.strategy,
+        strategy=strategy,
         backup_dir=args.backup_dir,
     )
     print(f"test accuracy: {result.test_accuracy:.4f}")
@@ -925,6 +929,67 @@ def _run_diagnose(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=1, default=jsonable))
     else:
         print(result.summary())
+    return 0
+
+
+def _configure_evaluate(p: argparse.ArgumentParser) -> None:
+    from .metrics.names import DEFAULT_METHODS, DEFAULT_METRICS, METRICS
+    from .registry import EXPLANATIONS
+
+    _model_args(p)
+    _image_args(p)
+    _target_args(p)
+    p.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated explanation methods; known: {', '.join(EXPLANATIONS)}",
+    )
+    p.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help=f"comma-separated metrics; known: {', '.join(METRICS)}",
+    )
+    p.add_argument("--steps", type=_positive, default=10, help="deletion / insertion steps")
+    p.add_argument(
+        "--baseline",
+        default="0",
+        help="what removed pixels become: a number or 'blur' (a blurred copy of the image)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier report in DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .metrics.report_card import evaluate
+    from .metrics.report_files import write_trust_report
+
+    model = _load_model(args.model, unsafe=args.unsafe)
+    images = _read_images(args, model, required=True)
+    if args.baseline == "blur":
+        baseline = "blur"
+    else:
+        try:
+            baseline = float(args.baseline)
+        except ValueError:
+            raise ValueError(
+                f"--baseline must be a number or 'blur', got {args.baseline!r}"
+            ) from None
+    table = evaluate(
+        model,
+        images,
+        targets=args.target,
+        methods=_split(args.methods),
+        metrics=_split(args.metrics),
+        steps=args.steps,
+        baseline=baseline,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    index = write_trust_report(table, args.out, overwrite=args.overwrite)
+    print(table.to_markdown())
+    print(index)
     return 0
 
 
@@ -1168,6 +1233,15 @@ COMMANDS: dict[str, Command] = {
     ),
     "diagnose": Command(
         "find dead and constant feature maps layer by layer", _configure_diagnose, _run_diagnose
+    ),
+    "evaluate": Command(
+        "which map to trust: faithfulness metrics and sanity checks for every explanation method",
+        _configure_evaluate,
+        _run_evaluate,
+        description="Scores saliency, Grad-CAM and occlusion maps of a model on deletion, "
+        "insertion, muFidelity and the cascading randomisation sanity check (Adebayo et al., "
+        "2018), and writes DIR/trust.md, DIR/trust.json, the curve and randomisation figures and "
+        "DIR/index.html.",
     ),
 }
 COMMANDS["style-transfer"] = Command(

@@ -315,10 +315,15 @@ EXTRAS: dict[str, str] = {
     "explain": "vizkit.methods.explain:explain",
     "export": "vizkit.report.export:export",
     "add_figures": "vizkit.report.extra:add_figures",
+    "add_section": "vizkit.report.extra:add_section",
     "VisualizationCallback": "vizkit.callbacks:VisualizationCallback",
     "layer_paths": "vizkit.core.layers:layer_paths",
     "style_transfer": "vizkit.methods.style_transfer:style_transfer",
     "show": "vizkit.plot.show:show",
+    "map_to_disk": "vizkit.engines.maps:map_to_disk",
+    "load_maps": "vizkit.engines.maps:load_maps",
+    "evaluate": "vizkit.metrics.report_card:evaluate",
+    "TrustTable": "vizkit.metrics.report_card:TrustTable",
 }
 
 

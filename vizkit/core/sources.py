@@ -51,11 +51,26 @@ class Batch:
 class Source:
     """An iterable of :class:`Batch`; ``count`` is the number of images when it is known."""
 
-    def __init__(self, chunks: Iterable, *, count: int | None, kind: str, batch_size: int):
+    def __init__(
+        self,
+        chunks: Iterable,
+        *,
+        count: int | None,
+        kind: str,
+        batch_size: int,
+        array: np.ndarray | None = None,
+        files: Sequence[Path] | None = None,
+        ids: Sequence[str] | None = None,
+    ):
         self._chunks = chunks
         self.count = count
         self.kind = kind
         self.batch_size = batch_size
+        # What distributed engines hand to their workers instead of the batches: the whole
+        # array (kind "array"), or the image files and their ids (kinds "folder" and "files").
+        self.array = array
+        self.files = None if files is None else list(files)
+        self.ids = None if ids is None else list(ids)
 
     def __iter__(self) -> Iterator[Batch]:
         start = 0
@@ -208,7 +223,7 @@ def _files(paths: Sequence[Path], batch_size, size, channels, kind, root: Path |
                 )
             yield np.stack(images), ids[lo : lo + batch_size], None
 
-    return Source(chunks, count=len(paths), kind=kind, batch_size=batch_size)
+    return Source(chunks, count=len(paths), kind=kind, batch_size=batch_size, files=paths, ids=ids)
 
 
 def _file_id(path: Path, root: Path | None) -> str:
@@ -234,7 +249,7 @@ def _array(arr: np.ndarray, batch_size: int, name: str) -> Source:
     if arr.size == 0 or len(arr) == 0:
         raise ValueError(f"{name} is an empty batch (shape {arr.shape}); pass at least one image")
     return Source(lambda: iter([(arr, None, None)]), count=len(arr), kind="array",
-                  batch_size=batch_size)  # fmt: skip
+                  batch_size=batch_size, array=arr)  # fmt: skip
 
 
 def _split(item):

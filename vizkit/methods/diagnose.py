@@ -17,10 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..core.batches import iter_batches
 from ..core.graph import Tap, compiled, forward, image_spec
 from ..core.layers import check_built, iter_layers, output_rank, output_shape, resolve_layers
 from ..core.tokens import check_grid_args, grid_rank, layer_grid
+from ..engines import run
+from ..engines.jobs import DiagnoseJob
 
 MEANINGS = {
     "dead": "zero for every image and position: the unit never fires and gets no gradient "
@@ -158,7 +159,7 @@ class Diagnosis:
 
 def diagnose(
     model: keras.Model,
-    images,
+    data,
     *,
     layers=None,
     dead_tol: float = 0.0,
@@ -168,17 +169,21 @@ def diagnose(
     preprocess: Callable | None = None,
     token_grid: tuple[int, int] | None = None,
     prefix_tokens: int | None = None,
+    engine="local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> Diagnosis:
     """Find dead, constant and input-copying channels in every layer.
 
-    Streams over ``images`` once, keeping per-channel running min, max, sums and co-moments with
+    Streams over ``data`` once, keeping per-channel running min, max, sums and co-moments with
     the input, so memory is bounded by one batch whatever the dataset size.
 
     Parameters
     ----------
     model : keras.Model
-    images : array_like (N, H, W[, C]) or iterable of batches
-        uint8 (scaled to [0, 1]) or float; an iterable may yield ``x`` or ``(x, y)``.
+    data : array_like (N, H, W[, C]), folder, file list, tf.data / ray.data Dataset or iterable
+        Anything :func:`vizkit.core.sources.open_source` reads; uint8 is scaled to [0, 1],
+        floats are used as given; an iterable may yield ``x`` or ``(x, y)``.
     layers : str, int, Layer or list of them, optional
         Default: every layer with a 4-D output, every transformer token layer and every Dense
         layer. Token layers ``(N, T, C)`` are judged on their patch tokens as an ``(N, h, w,
@@ -200,6 +205,13 @@ def diagnose(
         Patch grid of token layers when it cannot be inferred from the token count.
     prefix_tokens : int, optional
         Class/distillation/register tokens in front of the patch tokens.
+    engine : {"local", "ray"} or an engine object
+        Where the pass runs: this process, or Ray Data workers
+        (:class:`vizkit.engines.RayEngine`); both return the same statistics.
+    address : str, optional
+        Ray cluster address for ``engine="ray"`` (a local Ray when None).
+    workers : int, optional
+        Number of Ray workers for ``engine="ray"``.
 
     Returns
     -------
@@ -208,28 +220,20 @@ def diagnose(
     _check_settings(dead_tol, constant_tol, copy_threshold)
     grid_args = check_grid_args(token_grid, prefix_tokens)
     paths = _default_layers(model, grid_args) if layers is None else resolve_layers(model, layers)
-    objects = dict(iter_layers(model))
-    grids = tuple(
-        (p, layer_grid(objects[p], token_grid=grid_args[0], prefix_tokens=grid_args[1], path=p))
-        for p in paths
+    job = DiagnoseJob(tuple(paths), float(dead_tol), preprocess, grid_args)
+    stats, n_images = run(
+        job, model, data, batch_size=batch_size, engine=engine, address=address, workers=workers
     )
-    stats = {p: _Stats() for p in paths}
-    n_images = 0
-    for x in iter_batches(images, model, batch_size):
-        if len(x) == 0:
-            continue
-        fn = _stats_fn(model, grids, float(dead_tol), preprocess, x)
-        for p, values in fn(tf.convert_to_tensor(x)).items():
-            stats[p].add({name: v.numpy() for name, v in values.items()})
-        n_images += len(x)
-    if n_images == 0:
-        raise ValueError("images is empty: nothing to diagnose")
+    grids = _grids(model, paths, grid_args)
     shapes = _shapes(model, paths)
     for p, grid in grids:
         if grid is not None:
             shapes[p] = (grid.height, grid.width, shapes[p][-1])
     reports = tuple(
-        stats[p].report(p, shapes[p], dead_tol, constant_tol, copy_threshold) for p in paths
+        LayerReport(
+            path=p, shape=shapes[p], **stats[p].findings(dead_tol, constant_tol, copy_threshold)
+        )
+        for p in paths
     )
     settings = {
         "dead_tol": float(dead_tol),
@@ -305,6 +309,36 @@ def _luminance(x: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(x, axis=-1)
 
 
+def batch_stats(
+    model: keras.Model,
+    paths: tuple[str, ...],
+    images: np.ndarray,
+    *,
+    dead_tol: float = 0.0,
+    preprocess: Callable | None = None,
+    grid_args: tuple = (None, None),
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-channel reductions of one batch for every layer in ``paths`` (one forward pass):
+    ``{path: {statistic: array}}``, merged across batches by
+    :class:`vizkit.engines.reductions.ChannelStats`. Token layers are read as patch grids
+    (``grid_args = (token_grid, prefix_tokens)`` as :func:`diagnose` takes them)."""
+    fn = _stats_fn(model, _grids(model, paths, grid_args), float(dead_tol), preprocess, images)
+    return {
+        p: {name: v.numpy() for name, v in values.items()}
+        for p, values in fn(tf.convert_to_tensor(images)).items()
+    }
+
+
+def _grids(model: keras.Model, paths, grid_args: tuple) -> tuple:
+    """``(path, TokenGrid or None)`` per layer: how token layers map onto a patch grid."""
+    objects = dict(iter_layers(model))
+    token_grid, prefix_tokens = grid_args
+    return tuple(
+        (p, layer_grid(objects[p], token_grid=token_grid, prefix_tokens=prefix_tokens, path=p))
+        for p in paths
+    )
+
+
 def _stats_fn(model, grids: tuple, dead_tol: float, preprocess, example):
     tap = Tap(capture=tuple(p for p, _ in grids), preprocess=preprocess)
 
@@ -343,54 +377,3 @@ def _batch_stats(act: tf.Tensor, lum: tf.Tensor, dead_tol: float) -> dict:
             syy=tf.reduce_sum(lum * lum),
         )
     return out
-
-
-class _Stats:
-    """Running per-channel statistics of one layer."""
-
-    def __init__(self) -> None:
-        self.acc: dict[str, np.ndarray] = {}
-
-    def add(self, batch: dict[str, np.ndarray]) -> None:
-        if not self.acc:
-            self.acc = {k: np.asarray(v, np.float64) for k, v in batch.items()}
-            return
-        for k, v in batch.items():
-            if k == "min":
-                self.acc[k] = np.minimum(self.acc[k], v)
-            elif k in ("max", "absmax"):
-                self.acc[k] = np.maximum(self.acc[k], v)
-            else:
-                self.acc[k] = self.acc[k] + v
-
-    def report(self, path, shape, dead_tol, constant_tol, copy_threshold) -> LayerReport:
-        a = self.acc
-        dead = a["absmax"] <= dead_tol
-        constant = ~dead & (a["max"] - a["min"] <= constant_tol)
-        corr = self._correlation()
-        copies = np.flatnonzero(~dead & ~constant & (np.abs(corr) > copy_threshold))
-        const_idx = np.flatnonzero(constant)
-        return LayerReport(
-            path=path,
-            shape=shape,
-            channels=len(dead),
-            dead=tuple(int(i) for i in np.flatnonzero(dead)),
-            constant=tuple(int(i) for i in const_idx),
-            constant_values=tuple(float((a["max"][i] + a["min"][i]) / 2) for i in const_idx),
-            input_like=tuple(int(i) for i in copies),
-            input_correlation=tuple(round(float(corr[i]), 6) for i in copies),
-            sparsity=float(a["zeros"].sum() / (a["count"] * len(dead))),
-        )
-
-    def _correlation(self) -> np.ndarray:
-        a = self.acc
-        if "sxy" not in a:
-            return np.zeros_like(a["max"])
-        n = a["n_pix"]
-        cov = n * a["sxy"] - a["sx"] * a["sy"]
-        var_x = np.maximum(n * a["sxx"] - a["sx"] ** 2, 0.0)
-        var_y = max(n * a["syy"] - a["sy"] ** 2, 0.0)
-        denom = np.sqrt(var_x * var_y)
-        # A flat channel (or a flat input) has no defined correlation: report none.
-        ok = denom > 1e-12 * max(n * n, 1.0)
-        return np.where(ok, cov / np.where(ok, denom, 1.0), 0.0)

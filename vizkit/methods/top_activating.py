@@ -15,12 +15,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..core.batches import iter_batches
 from ..core.checks import positive_int
 from ..core.graph import Tap, compiled, forward, image_spec
 from ..core.images import model_input_shape
 from ..core.layers import iter_layers, output_shape, resolve_layer
 from ..core.tokens import TokenGrid, check_grid_args, layer_grid, patch_box
+from ..engines import run
+from ..engines.jobs import TopKJob
 
 REDUCTIONS = ("max", "mean")
 
@@ -72,8 +73,8 @@ class TopCrops:
 def top_activating(
     model: keras.Model,
     layer,
-    unit: int,
-    images,
+    units,
+    data,
     k: int = 9,
     *,
     batch_size: int | None = None,
@@ -82,25 +83,31 @@ def top_activating(
     reduce: str = "max",
     token_grid: tuple[int, int] | None = None,
     prefix_tokens: int | None = None,
+    engine="local",
+    address: str | None = None,
+    workers: int | None = None,
 ):
-    """Indices of the ``k`` images that activate ``unit`` of ``layer`` most, best first.
+    """Indices of the ``k`` images that activate each unit of ``layer`` most, best first.
 
     Parameters
     ----------
     model : keras.Model
-    layer : str, int or Layer
+    layer : str, int, Layer or a list of them
         A layer with a 4-D ``(N, h, w, c)`` or 2-D ``(N, c)`` output, or a transformer token
-        layer ``(N, T, c)`` (read as its ``(N, h, w, c)`` patch grid).
-    unit : int
-        Channel (or dense unit) index.
-    images : array_like (N, H, W[, C]) or iterable of batches
-        An array of any size (processed ``batch_size`` images at a time) or an iterable of
-        batches, e.g. a generator or ``tf.data`` dataset yielding ``x`` or ``(x, y)``. uint8 is
-        scaled to [0, 1]. Indices count images across the whole stream.
+        layer ``(N, T, c)`` (read as its ``(N, h, w, c)`` patch grid). A list ranks the units
+        of every layer in one pass over the data and returns ``{path: result}``.
+    units : int, sequence of int or None
+        A channel (or dense unit) index, a list of them, or None for every channel (of each
+        layer).
+    data : array_like (N, H, W[, C]), folder, file list, tf.data / ray.data Dataset or iterable
+        Anything :func:`vizkit.core.sources.open_source` reads: an array of any size
+        (processed ``batch_size`` images at a time), a folder or list of image files (resized
+        to the model's input), a dataset, or an iterable of batches ``x`` or ``(x, y)``. uint8
+        is scaled to [0, 1]. Indices count images across the whole stream.
     k : int
-        Number of images to keep (fewer if the data has fewer).
+        Number of images to keep per unit (fewer if the data has fewer).
     batch_size : int, optional
-        Images per forward pass (default 32).
+        Images per forward pass and per chunk of work (default 32).
     crops : bool
         Also return :class:`TopCrops`, the receptive-field patches around each image's argmax.
     preprocess : callable, optional
@@ -111,52 +118,105 @@ def top_activating(
         Patch grid of a token layer when it cannot be inferred from the token count.
     prefix_tokens : int, optional
         Class/distillation/register tokens in front of the patch tokens (not ranked).
+    engine : {"local", "ray"} or an engine object
+        Where the pass runs: this process, or Ray Data workers
+        (:class:`vizkit.engines.RayEngine`); both return the same answer.
+    address : str, optional
+        Ray cluster address for ``engine="ray"`` (a local Ray when None).
+    workers : int, optional
+        Number of Ray workers for ``engine="ray"``.
 
     Returns
     -------
-    indices : ndarray, int64, shape (k,)
-        Image indices by decreasing score (ties: lower index first).
-    scores : ndarray, float32, shape (k,)
-    crops : TopCrops
+    indices : ndarray, int64, shape (k,) for one unit, (U, k) for a list or None
+        Image indices by decreasing score (ties: lower index first); row ``u`` belongs to
+        ``units[u]`` (to channel ``u`` when ``units`` is None).
+    scores : ndarray, float32, same shape
+    crops : TopCrops, or a list of them (one per unit)
         Only when ``crops=True`` (then three values are returned).
+    dict
+        ``{layer path: (indices, scores[, crops])}`` when ``layer`` is a list.
     """
     k = positive_int(k, "k")
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-    path, obj = resolve_layer(model, layer)
-    grid_args = check_grid_args(token_grid, prefix_tokens)
-    rank, channels = _output_rank(path, obj)
-    grid = layer_grid(obj, token_grid=grid_args[0], prefix_tokens=grid_args[1], path=path)
-    _check_unit(unit, channels, path)
-    if crops and rank == 2:
-        raise ValueError(
-            f"crops=True needs a layer with a spatial output; {path!r} has rank {rank}"
-        )
-    field = None
-    if crops:
-        field = _patch_field(model, grid) if grid is not None else receptive_field(model, path)
-    best = _TopK(int(k))
-    offset = 0
-    for x in iter_batches(images, model, batch_size):
-        if len(x) == 0:
+    many = isinstance(layer, (list, tuple))
+    if many and not layer:
+        raise ValueError("layer is an empty list; pass a layer or a list of layers")
+    token_grid, prefix_tokens = check_grid_args(token_grid, prefix_tokens)
+    paths, chosen, fields, grids = [], [], [], []
+    for one_layer in layer if many else [layer]:
+        path, obj = resolve_layer(model, one_layer)
+        if path in paths:
             continue
-        fn = _score_fn(model, path, preprocess, reduce, grid, x)
-        scores, locs = (t.numpy() for t in fn(tf.convert_to_tensor(x), tf.constant(unit, tf.int32)))
-        kept = best.update(scores, offset)
-        if field is not None:
-            best.attach(kept, offset, lambda i, x=x, locs=locs: _crop(x[i], locs[i], field))
-        offset += len(x)
-    if offset == 0:
-        raise ValueError("images is empty: no image to rank")
-    indices, scores = best.result()
+        rank, channels = _output_rank(path, obj)
+        grid = layer_grid(obj, token_grid=token_grid, prefix_tokens=prefix_tokens, path=path)
+        if crops and rank == 2:
+            raise ValueError(
+                f"crops=True needs a layer with a spatial output; {path!r} has rank {rank}"
+            )
+        paths.append(path)
+        chosen.append(_check_units(units, channels, path))
+        grids.append(grid)
+        field = None
+        if crops:
+            field = _patch_field(model, grid) if grid is not None else receptive_field(model, path)
+        fields.append(field)
+    job = TopKJob(
+        tuple(paths), tuple(chosen), int(k), reduce, preprocess, tuple(fields), tuple(grids)
+    )
+    best, _ = run(
+        job, model, data, batch_size=batch_size, engine=engine, address=address, workers=workers
+    )
+    one = not isinstance(units, (list, tuple, np.ndarray)) and units is not None
+    results = {p: _result(best[p], f, one) for p, f in zip(paths, fields, strict=True)}
+    return results if many else results[paths[0]]
+
+
+def _result(best, field: ReceptiveField | None, one: bool) -> tuple:
+    """``(indices, scores[, crops])`` of one layer; one unit's row when ``one``."""
+    indices, scores = (best.indices[0], best.scores[0]) if one else (best.indices, best.scores)
     if field is None:
         return indices, scores
-    patches, boxes, locations = zip(*(best.extras[i] for i in indices), strict=True)
-    return (
-        indices,
-        scores,
-        TopCrops(np.stack(patches), np.array(boxes), np.array(locations), field),
-    )
+    found = [_top_crops(payload, field) for payload in best.extras]
+    return indices, scores, found[0] if one else found
+
+
+def unit_scores(
+    model: keras.Model,
+    layers: tuple[str, ...],
+    units: tuple[tuple[int, ...], ...],
+    images: np.ndarray,
+    *,
+    reduce: str = "max",
+    preprocess: Callable | None = None,
+    grids: tuple | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Score of every image for every unit of every layer, from one forward pass.
+
+    Parameters
+    ----------
+    layers : tuple of str
+        Resolved layer paths.
+    units : tuple of tuples of int
+        The units of each layer.
+    images : ndarray, float32, (n, H, W, C)
+        Fitted to the model.
+    grids : tuple of TokenGrid or None, optional
+        Per layer, how a transformer token layer maps onto its patch grid (None: not a token
+        layer).
+
+    Returns
+    -------
+    list of (scores, locations), one per layer
+        ``scores`` float32 ``(n, U)``: max (or mean) of each unit's map, the unit's value for
+        a 2-D layer; ``locations`` int32 ``(n, U, 2)``: ``(row, col)`` of each unit's strongest
+        activation (zeros for a 2-D layer).
+    """
+    grids = tuple(grids) if grids else (None,) * len(layers)
+    fn = _score_fn(model, tuple(layers), preprocess, reduce, grids, images)
+    chosen = tuple(tf.constant(np.asarray(u, np.int32).reshape(-1)) for u in units)
+    return [(s.numpy(), loc.numpy()) for s, loc in fn(tf.convert_to_tensor(images), chosen)]
 
 
 def receptive_field(model: keras.Model, layer) -> ReceptiveField:
@@ -181,60 +241,32 @@ def receptive_field(model: keras.Model, layer) -> ReceptiveField:
 
 
 # --------------------------------------------------------------------------------------------
-class _TopK:
-    """Running top-k of scores over a stream; ties resolved towards the lower index."""
+def _score_fn(model, paths: tuple[str, ...], preprocess, reduce: str, grids, example: np.ndarray):
+    tap = Tap(capture=paths, preprocess=preprocess)
 
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self.scores = np.empty(0, np.float32)
-        self.indices = np.empty(0, np.int64)
-        self.extras: dict[int, tuple] = {}
-
-    def update(self, scores: np.ndarray, offset: int) -> np.ndarray:
-        """Merge a batch; returns the global indices of the batch's images that were kept."""
-        s = np.concatenate([self.scores, scores.astype(np.float32)])
-        i = np.concatenate([self.indices, offset + np.arange(len(scores), dtype=np.int64)])
-        if len(s) > self.k:
-            # argpartition finds the k-th best score in O(n); keeping every score tied with it
-            # before the exact sort makes the result independent of how the data is batched.
-            kth = s[np.argpartition(-s, self.k - 1)[self.k - 1]]
-            keep = np.flatnonzero(s >= kth)
-            s, i = s[keep], i[keep]
-        order = np.lexsort((i, -s))[: self.k]
-        self.scores, self.indices = s[order], i[order]
-        alive = set(self.indices.tolist())
-        self.extras = {j: v for j, v in self.extras.items() if j in alive}
-        return self.indices[self.indices >= offset]
-
-    def attach(self, kept: np.ndarray, offset: int, make: Callable[[int], tuple]) -> None:
-        for j in kept.tolist():
-            self.extras[j] = make(j - offset)
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.indices.copy(), self.scores.copy()
-
-
-def _score_fn(model, path: str, preprocess, reduce: str, grid, example: np.ndarray):
-    tap = Tap(capture=(path,), preprocess=preprocess)
+    def scores(act, units):
+        act = tf.gather(act, units, axis=-1)
+        if act.shape.rank == 2:
+            return act, tf.zeros((tf.shape(act)[0], tf.shape(units)[0], 2), tf.int32)
+        flat = tf.reshape(act, (tf.shape(act)[0], -1, tf.shape(units)[0]))  # (n, h*w, U)
+        score = tf.reduce_max(flat, 1) if reduce == "max" else tf.reduce_mean(flat, 1)
+        arg = tf.cast(tf.argmax(flat, axis=1), tf.int32)
+        width = tf.shape(act)[2]
+        return score, tf.stack([arg // width, arg % width], axis=-1)
 
     def make():
-        def fn(x, unit):
-            act = forward(model, x, tap)[1][path]
-            if grid is not None:
-                act = grid.to_grid(act)
-            if act.shape.rank == 2:
-                score = act[:, unit]
-                return score, tf.zeros((tf.shape(act)[0], 2), tf.int32)
-            unit_map = act[..., unit]
-            flat = tf.reshape(unit_map, (tf.shape(unit_map)[0], -1))
-            score = tf.reduce_max(flat, 1) if reduce == "max" else tf.reduce_mean(flat, 1)
-            arg = tf.cast(tf.argmax(flat, axis=1), tf.int32)
-            width = tf.shape(unit_map)[2]
-            return score, tf.stack([arg // width, arg % width], axis=1)
+        def fn(x, units):
+            captured = forward(model, x, tap)[1]
+            acts = [
+                captured[p] if g is None else g.to_grid(captured[p])
+                for p, g in zip(paths, grids, strict=True)
+            ]
+            return tuple(scores(a, u) for a, u in zip(acts, units, strict=True))
 
-        return fn, (image_spec(example), tf.TensorSpec((), tf.int32))
+        unit_specs = tuple(tf.TensorSpec((None,), tf.int32) for _ in paths)
+        return fn, (image_spec(example), unit_specs)
 
-    return compiled(model, ("top_activating", tap, reduce, grid), make)
+    return compiled(model, ("top_activating", tap, reduce, grids), make)
 
 
 def _patch_field(model, grid: TokenGrid) -> ReceptiveField:
@@ -261,14 +293,33 @@ def _output_rank(path: str, layer) -> tuple[int, int]:
     return len(shape), int(shape[-1])
 
 
-def _check_unit(unit, channels: int, path: str) -> None:
-    if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)):
-        raise TypeError(f"unit must be an int channel index, got {type(unit).__name__}: {unit!r}")
-    if not 0 <= unit < channels:
-        raise ValueError(f"unit {unit} is out of range: layer {path!r} has {channels} channels")
+def _check_units(units, channels: int, path: str) -> tuple[int, ...]:
+    """``units`` (an int, a sequence of ints or None for all) as a tuple of channel indices."""
+    if units is None:
+        return tuple(range(channels))
+    many = isinstance(units, (list, tuple, np.ndarray))
+    values = list(np.asarray(units).reshape(-1)) if isinstance(units, np.ndarray) else units
+    for unit in values if many else [units]:
+        if isinstance(unit, (bool, np.bool_)) or not isinstance(unit, (int, np.integer)):
+            raise TypeError(
+                f"unit must be an int channel index (units: an int, a list of them or None), "
+                f"got {type(unit).__name__}: {unit!r}"
+            )
+        if not 0 <= unit < channels:
+            raise ValueError(f"unit {unit} is out of range: layer {path!r} has {channels} channels")
+    if many and not len(values):
+        raise ValueError("units is an empty list; pass unit indices, or None for every channel")
+    return tuple(int(u) for u in values) if many else (int(units),)
 
 
-def _crop(image: np.ndarray, loc: np.ndarray, field: ReceptiveField):
+def _top_crops(payload: np.ndarray, field: ReceptiveField) -> TopCrops:
+    patches, boxes, locations = zip(*payload, strict=True)
+    return TopCrops(np.stack(patches), np.array(boxes), np.array(locations), field)
+
+
+def receptive_crop(image: np.ndarray, loc: np.ndarray, field: ReceptiveField):
+    """``(patch, box, location)``: the receptive field of unit ``loc = (row, col)`` cut out of
+    ``image`` (see :class:`TopCrops`)."""
     top, left, bottom, right = field.box(int(loc[0]), int(loc[1]))
     h, w = image.shape[:2]
     # Fields of deep layers outgrow the image: patches are never larger than the image itself.

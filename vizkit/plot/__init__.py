@@ -17,9 +17,11 @@ from .grids import (
 from .io import save_figure
 from .overlays import plot_heatmap, plot_hypercolumn
 from .training import plot_history, plot_message
+from .trust import plot_curves, plot_layer_similarity, plot_randomization
 
 __all__ = [
     "plot_attention",
+    "plot_curves",
     "plot_diagnosis",
     "plot_feature_maps",
     "plot_filters",
@@ -27,8 +29,10 @@ __all__ = [
     "plot_heatmap",
     "plot_history",
     "plot_hypercolumn",
+    "plot_layer_similarity",
     "plot_layers_overview",
     "plot_message",
+    "plot_randomization",
     "plot_top_activating",
     "save_figure",
 ]

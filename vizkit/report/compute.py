@@ -205,10 +205,11 @@ def top_activating(ctx: Context, layer: str, *, units=None, first=None, k=9, **o
     if isinstance(data, np.ndarray):
         k = min(int(k), len(data))
     chosen = pick_units(ctx.model, layer, units, first)
-    rows = [
-        top_activating_method(ctx.model, layer, u, data, k=k, **ctx.pre(), **options)
-        for u in chosen
-    ]
+    # Every unit in one pass over the data: (U, k) indices and scores.
+    indices, scores = top_activating_method(
+        ctx.model, layer, chosen, data, k=k, **ctx.pre(), **options
+    )
+    rows = list(zip(indices, scores, strict=True))
     wanted = {int(i) for indices, _ in rows for i in indices}
     return {"images": pick_images(ctx.model, data, wanted), "rows": rows, "units": chosen}
 
