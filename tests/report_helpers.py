@@ -7,9 +7,33 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+import keras
+import numpy as np
+
 from vizkit.report.manifest import Manifest
 
 _LINK = re.compile(r'(?:href|src)="([^"]+)"')
+
+
+def tiny_model(name="tiny", conv2="c2", *, dead=False):
+    """8x8x1 -> conv c1 (4 ch) -> conv ``conv2`` (3 ch) -> GAP -> 3-way softmax; with ``dead``,
+    channel 1 of c1 can never fire (a known dead channel for the diagnosis)."""
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inp)
+    h = keras.layers.Conv2D(3, 3, activation="relu", name=conv2)(h)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    out = keras.layers.Dense(3, activation="softmax", name="out")(h)
+    model = keras.Model(inp, out, name=name)
+    if dead:
+        kernel, bias = model.get_layer("c1").get_weights()
+        kernel[..., 1], bias[1] = 0.0, -1.0
+        model.get_layer("c1").set_weights([kernel, bias])
+    return model
+
+
+def digits(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` random 8x8x1 float32 images in [0, 1]."""
+    return np.random.default_rng(seed).random((n, 8, 8, 1)).astype(np.float32)
 
 
 def load(root: Path) -> dict:

@@ -9,7 +9,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from report_helpers import all_links, load, recorded_files
+from report_helpers import all_links, load, recorded_files, tiny_model
 
 import vizkit
 from vizkit.core import files as _files
@@ -20,15 +20,6 @@ from vizkit.report.manifest import Manifest
 
 FAST = ("filters", "feature_maps", "gradcam", "saliency", "occlusion")
 TWO = ("filters", "feature_maps")  # 6 figures: 2 filter grids, 2 layers x 2 images
-
-
-def tiny_model(name="tiny", conv2="c2"):
-    inp = keras.Input((8, 8, 1))
-    h = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inp)
-    h = keras.layers.Conv2D(3, 3, activation="relu", name=conv2)(h)
-    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
-    out = keras.layers.Dense(3, activation="softmax", name="out")(h)
-    return keras.Model(inp, out, name=name)
 
 
 @pytest.fixture(scope="module")

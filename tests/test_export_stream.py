@@ -9,7 +9,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from report_helpers import all_links, load
+from report_helpers import all_links, digits, load, tiny_model
 
 import vizkit
 from vizkit.report import export
@@ -17,23 +17,10 @@ from vizkit.report import export
 export_module = importlib.import_module("vizkit.report.export")
 
 
-def tiny_model(name="tiny"):
-    inp = keras.Input((8, 8, 1))
-    h = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inp)
-    h = keras.layers.Conv2D(3, 3, activation="relu", name="c2")(h)
-    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
-    out = keras.layers.Dense(3, activation="softmax", name="out")(h)
-    return keras.Model(inp, out, name=name)
-
-
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(1)
     return tiny_model()
-
-
-def digits(n, seed=0):
-    return np.random.default_rng(seed).random((n, 8, 8, 1)).astype(np.float32)
 
 
 def test_folder_of_files_names_figures_after_the_files(model, tmp_path):

@@ -9,35 +9,17 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from report_helpers import all_links, load, recorded_files, report_links
+from report_helpers import all_links, digits, load, recorded_files, report_links, tiny_model
 
 from vizkit.core.files import UniqueNames, safe_name
 from vizkit.report import add_figures, add_section, export, render_method
 from vizkit.report.manifest import JOURNAL_NAME, Entry, Manifest
 
 
-def tiny_model(name="tiny", dead=False):
-    inp = keras.Input((8, 8, 1))
-    h = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inp)
-    h = keras.layers.Conv2D(3, 3, activation="relu", name="c2")(h)
-    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
-    out = keras.layers.Dense(3, activation="softmax", name="out")(h)
-    model = keras.Model(inp, out, name=name)
-    if dead:  # channel 1 of c1 can never fire: a dead channel for the diagnosis
-        kernel, bias = model.get_layer("c1").get_weights()
-        kernel[..., 1], bias[1] = 0.0, -1.0
-        model.get_layer("c1").set_weights([kernel, bias])
-    return model
-
-
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(1)
     return tiny_model()
-
-
-def digits(n, seed=0):
-    return np.random.default_rng(seed).random((n, 8, 8, 1)).astype(np.float32)
 
 
 def test_pages_split_groups_and_navigate(model, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..methods.diagnose import channel_list
 from ..registry import METHODS
 from .inputs import class_name
 
@@ -64,7 +65,7 @@ def picture_facts(notes: dict[str, Any]) -> list[str]:
     if notes.get("dead"):
         facts.append(f"{notes['dead']} all-zero")
     if "units" in notes and "top" not in notes:
-        facts.append(f"units {_ranges(notes['units'])}")
+        facts.append(f"units {channel_list(tuple(int(u) for u in notes['units']))[1:-1]}")
     for unit, row in zip(notes.get("units", ()), notes.get("top", ()), strict=False):
         if row:  # the best image of each unit (the manifest's notes list them all)
             facts.append(f"unit {unit}: #{row[0][0]} ({row[0][1]:.3g}) first of {len(row)}")
@@ -80,16 +81,3 @@ def picture_facts(notes: dict[str, Any]) -> list[str]:
 def caption(*parts: Sequence[str]) -> str:
     """The facts of ``parts`` joined into one line."""
     return SEP.join(fact for part in parts for fact in part)
-
-
-def _ranges(values: Sequence[int]) -> str:
-    """``"0-7, 9"`` for ``[0, 1, ..., 7, 9]``."""
-    out, start = [], None
-    values = [int(v) for v in values]
-    for i, v in enumerate(values):
-        if start is None:
-            start = v
-        if i + 1 == len(values) or values[i + 1] != v + 1:
-            out.append(str(start) if start == v else f"{start}-{v}")
-            start = None
-    return ", ".join(out)
