@@ -112,11 +112,6 @@ def write_report(manifest: Manifest) -> Path:
     return path
 
 
-def write_index(manifest: Manifest) -> Path:
-    """Alias of :func:`write_report` (the report is more than its index page)."""
-    return write_report(manifest)
-
-
 # -- the model of the report ----------------------------------------------------------------------
 @dataclass
 class Figure:
@@ -226,7 +221,7 @@ class Report:
         out = {}
         for view in self.models:
             if view.rows:
-                pages = _chunks(view.rows, max(1, self.page_size // max(1, len(view.image_groups))))
+                pages = _chunks(view.rows, self.rows_per_page(view))
                 for n, rows in enumerate(pages, 1):
                     path = self.page_path(view, "images", n)
                     body = self._image_table(view, rows, "../../")
@@ -244,10 +239,15 @@ class Report:
     def page_path(self, view: ModelView, stem: str, n: int) -> str:
         return f"{PAGES}/{view.slug}/{stem}-{n}.html"
 
+    def rows_per_page(self, view: ModelView) -> int:
+        """Images per page of the per-image view: about ``page_size`` figures a page."""
+        return max(1, self.page_size // max(1, len(view.image_groups)))
+
     def page_count(self, view: ModelView, group: Group | None) -> int:
+        """Pages of the per-image view (``group`` None) or of one group."""
         if group is None:
-            return len(_chunks(view.rows, max(1, self.page_size // max(1, len(view.image_groups)))))
-        return len(_chunks(group.figures, self.page_size))
+            return math.ceil(len(view.rows) / self.rows_per_page(view))
+        return math.ceil(len(group.figures) / self.page_size)
 
     def _page(self, view, title: str, body: str, stem: str, n: int, total: int) -> str:
         pager = self._pager(view, stem, n, total)
@@ -539,7 +539,7 @@ def _document(title: str, body: str) -> str:
 
 
 def _chunks(items: Sequence, size: int) -> list[Sequence]:
-    return [items[i : i + size] for i in range(0, len(items), size)] or []
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _position(entry: Entry) -> tuple:
@@ -575,6 +575,5 @@ __all__ = [
     "PAGE_SIZE",
     "diagnosis_section",
     "section_html",
-    "write_index",
     "write_report",
 ]
