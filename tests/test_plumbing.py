@@ -12,6 +12,7 @@ from vizkit.core.graph import (
     UnitScore,
     activations_fn,
     check_batch_size,
+    default_batch_size,
     final_activation,
     gradient_fn,
     map_batches,
@@ -212,6 +213,23 @@ def test_chunked_results_equal_one_batch():
 def test_batch_size_validation(bad):
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         check_batch_size(bad)
+
+
+@pytest.mark.parametrize(
+    "shape, size",
+    [
+        ((1, 28, 28, 1), 128),
+        ((1, 56, 56, 3), 128),
+        ((1, 80, 80, 3), 62),
+        ((1, 112, 112, 3), 32),
+        ((1, 224, 224, 3), 32),
+    ],
+)
+def test_default_batch_size_carries_a_similar_pixel_count_per_call(shape, size):
+    example = np.zeros(shape, np.float32)
+    assert default_batch_size(example) == size
+    assert check_batch_size(None, example) == size
+    assert check_batch_size(7, example) == 7
 
 
 def test_tap_rejects_unknown_relu_mode():

@@ -81,7 +81,7 @@ def integrated_gradients(
     warn : bool
         Warn when any image's completeness error exceeds 1 %.
     batch_size : int or None
-        Model inputs (path points) per compiled call, default 32.
+        Model inputs (path points) per compiled call, default 32, up to 128 for small images.
 
     Other parameters are those of :func:`~vizkit.attribution.vanilla_gradients`.
     """

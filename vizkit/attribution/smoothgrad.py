@@ -44,7 +44,7 @@ def smooth_gradients(
         ``batch_size`` (copy ``s`` of image ``i`` always gets the same noise). None draws fresh
         noise.
     batch_size : int or None
-        Model inputs (noisy copies) per compiled call, default 32.
+        Model inputs (noisy copies) per compiled call, default 32, up to 128 for small images.
 
     Other parameters are those of :func:`~vizkit.attribution.vanilla_gradients`.
 

@@ -38,7 +38,7 @@ def vanilla_gradients(
     preprocess : callable or None
         Applied to the images inside the graph before the model (gradients flow through it).
     batch_size : int or None
-        Images per compiled call (default 32).
+        Images per compiled call (default 32, up to 128 for small images).
 
     Returns
     -------

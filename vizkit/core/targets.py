@@ -38,9 +38,12 @@ def prepare(
     batch_size: int | None = None,
     relu: str = "normal",
 ) -> Prepared:
-    """Convert ``images`` with :func:`to_batch` and resolve ``target`` (``None`` = predicted)."""
-    size = check_batch_size(batch_size)
+    """Convert ``images`` with :func:`to_batch` and resolve ``target`` (``None`` = predicted).
+
+    ``batch_size=None`` is :func:`vizkit.core.graph.default_batch_size` of the images.
+    """
     x = to_batch(images, model)
+    size = check_batch_size(batch_size, x)
     tap = Tap(logits=bool(logits), relu=relu, preprocess=preprocess)
     aux = resolve_targets(model, x, target, tap=Tap(logits=True, preprocess=preprocess), size=size)
     return Prepared(x=x, aux=aux, tap=tap, batch_size=size)

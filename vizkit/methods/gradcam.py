@@ -60,7 +60,7 @@ def gradcam(
     preprocess : callable or None
         Applied to the images inside the graph before the model.
     batch_size : int or None
-        Images per compiled call (default 32).
+        Images per compiled call (default 32, up to 128 for small images).
     relu : bool
         Keep only positive evidence (the paper's ReLU), then divide by the maximum; False keeps
         the sign and rescales min..max to 0..1.

@@ -58,7 +58,7 @@ def occlusion(
     score : {"probability", "logit"}
         The model's output as it is, or the logit before a final softmax.
     batch_size : int or None
-        Model inputs (occluded copies) per compiled call, default 32.
+        Model inputs (occluded copies) per compiled call, default 32, up to 128 for small images.
     preprocess : callable or None
         Applied to the images inside the graph before the model.
 

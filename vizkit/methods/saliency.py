@@ -103,7 +103,7 @@ def saliency(
     preprocess : callable or None
         Applied to the images inside the graph before the model.
     batch_size : int or None
-        Model inputs per compiled call (default 32); noisy copies and path points count.
+        Model inputs per compiled call (default 32, up to 128 for small images); noisy copies and path points count.
     reduce : {"maxabs", "abs_mean", "sum", "none"}
         How channels are collapsed: max of absolute values (the paper's choice), mean of
         absolute values, signed sum, or not at all.

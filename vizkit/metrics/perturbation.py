@@ -70,7 +70,8 @@ def deletion(
     return_curve : bool
         Also return the curves.
     batch_size : int or None
-        Model inputs (perturbed copies) per compiled call, default 32.
+        Model inputs (perturbed copies) per compiled call, default 32, up to 128 for small
+        images.
     preprocess : callable or None
         Applied to the images inside the graph before the model.
 
