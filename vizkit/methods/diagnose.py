@@ -32,6 +32,8 @@ MEANINGS = {
     "threshold): the layer passes the image through instead of extracting features, a sign "
     "of a badly sized layer (too few or too small filters, or too shallow a stack)",
 }
+# Longer diagnoses fold their full table in a notebook (a MobileNetV2 has 150 layers).
+HTML_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -124,36 +126,32 @@ class Diagnosis:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        """An HTML table for notebooks (every value escaped; no scripts, no styles fetched)."""
+        """HTML for notebooks, laid out like :meth:`summary`: a table of channel counts per layer,
+        then each finding with its channel indices and what it means. Past :data:`HTML_ROWS`
+        layers the full table is folded (``<details>``) under a table of the layers with
+        findings. Every value is escaped; no scripts, no styles fetched."""
         esc = html.escape
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in ("layer", "shape", "channels", "dead", "constant", "input-like", "zeros")
-        )
-        rows = []
-        for r in self.layers:
-            cells = [
-                esc(r.path),
-                esc("x".join(str(s) for s in r.shape)),
-                str(r.channels),
-                esc(channel_list(r.dead)) if r.dead else "0",
-                esc(channel_list(r.constant)) if r.constant else "0",
-                esc(channel_list(r.input_like)) if r.input_like else "0",
-                f"{r.sparsity:.1%}",
-            ]
-            mark = ' style="background:#fde0dd"' if r.has_findings else ""
-            rows.append(f"<tr{mark}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        table = _html_table(self.layers)
+        if len(self.layers) > HTML_ROWS:
+            flagged = [r for r in self.layers if r.has_findings]
+            table = (
+                _html_table(flagged) if flagged else ""
+            ) + f"<details><summary>all {len(self.layers)} layers</summary>{table}</details>"
+        found = [
+            f"<li>{esc(r.path)}: {esc(kind)} channels {esc(channel_list(channels))}{esc(detail)}</li>"
+            for r in self.layers
+            for kind, channels, detail in _findings(r)
+        ]
         kinds = [k for k in MEANINGS if any(f[0] == k for r in self.layers for f in _findings(r))]
         notes = "".join(f"<li><b>{esc(k)}</b>: {esc(MEANINGS[k])}</li>" for k in kinds)
         verdict = (
-            f"<ul>{notes}</ul>"
+            f"<ul>{''.join(found)}</ul><p>What the findings mean:</p><ul>{notes}</ul>"
             if kinds
             else "<p>No dead, constant or input-like channels found.</p>"
         )
         return (
             f"<p><b>Diagnosis of model {esc(repr(self.model_name))} on {self.n_images} "
-            f"images</b></p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
-            f"</tbody></table>{verdict}"
+            f"images</b></p>{table}{verdict}"
         )
 
 
@@ -265,6 +263,28 @@ def channel_list(channels: tuple[int, ...]) -> str:
             parts.append(str(start) if c == start else f"{start}-{c}")
             start = None
     return "[" + ", ".join(parts) + "]"
+
+
+def _html_table(reports) -> str:
+    """One row per layer: channel counts of each finding (highlighted rows have findings)."""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("layer", "shape", "channels", "dead", "constant", "input-like", "zeros")
+    )
+    rows = []
+    for r in reports:
+        cells = [
+            html.escape(r.path),
+            html.escape("x".join(str(s) for s in r.shape)),
+            str(r.channels),
+            str(len(r.dead)),
+            str(len(r.constant)),
+            str(len(r.input_like)),
+            f"{r.sparsity:.1%}",
+        ]
+        mark = ' style="background:#fde0dd"' if r.has_findings else ""
+        rows.append(f"<tr{mark}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _default_layers(model: keras.Model, grid_args) -> list[str]:
