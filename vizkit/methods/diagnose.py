@@ -387,13 +387,47 @@ def _batch_stats(act: tf.Tensor, lum: tf.Tensor, dead_tol: float) -> dict:
         "zeros": tf.reduce_sum(tf.cast(tf.abs(act) <= dead_tol, tf.float64), axis=axes),
     }
     if act.shape.rank == 4:
-        up = tf.cast(tf.image.resize(act, tf.shape(lum)[1:3], method="bilinear"), tf.float64)
+        out.update(_upsampled_moments(act, lum[..., 0]))
         out.update(
             n_pix=tf.cast(tf.reduce_prod(tf.shape(lum)), tf.float64),
-            sx=tf.reduce_sum(up, axis=[0, 1, 2]),
-            sxx=tf.reduce_sum(up * up, axis=[0, 1, 2]),
-            sxy=tf.reduce_sum(up * lum, axis=[0, 1, 2]),
             sy=tf.reduce_sum(lum),
             syy=tf.reduce_sum(lum * lum),
         )
     return out
+
+
+def _upsampled_moments(act: tf.Tensor, lum: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Per-channel sums ``sx``, ``sxx``, ``sxy`` of ``up = resize(act)`` (bilinear, to the input
+    size) against ``lum`` ``(N, H, W)``, without building ``up``.
+
+    ``up`` would hold ``N x H x W x C`` float64 values: 16 GB for a batch of 32 ImageNet images
+    and a 1280-channel layer. Bilinear resizing is separable and linear, ``up[n, :, :, c] = Rh @
+    act[n, :, :, c] @ Rw.T`` with ``Rh`` ``(H, h)`` and ``Rw`` ``(W, w)`` (read off by resizing
+    identity matrices), so the sums only need ``(h, w)``-sized terms: ``sx = sum(act * outer(
+    Rh.sum(0), Rw.sum(0)))``, ``sxy = sum(act * Rh.T @ lum @ Rw)`` and ``sxx = sum(act * Gh @ act
+    @ Gw)`` with the Gram matrices ``Gh = Rh.T @ Rh``, ``Gw = Rw.T @ Rw``.
+    """
+    h, w = tf.shape(act)[1], tf.shape(act)[2]
+    size_h, size_w = tf.shape(lum)[1], tf.shape(lum)[2]
+    a = tf.cast(act, tf.float64)
+    rh = _resize_matrix(h, size_h)
+    rw = _resize_matrix(w, size_w)
+    gh = tf.matmul(rh, rh, transpose_a=True)
+    gw = tf.matmul(rw, rw, transpose_a=True)
+    weights = tf.tensordot(tf.reduce_sum(rh, 0), tf.reduce_sum(rw, 0), axes=0)  # (h, w)
+    lum_small = tf.einsum("Hk,nHW,Wl->nkl", rh, lum, rw)  # (N, h, w)
+    mixed = tf.einsum("kK,nKLc,Ll->nklc", gh, a, gw)
+    return {
+        "sx": tf.einsum("nklc,kl->c", a, weights),
+        "sxx": tf.reduce_sum(a * mixed, axis=[0, 1, 2]),
+        "sxy": tf.einsum("nklc,nkl->c", a, lum_small),
+    }
+
+
+def _resize_matrix(n: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """``R`` ``(size, n)`` float64 with ``resize(v) = R @ v`` for bilinear resizing along one
+    axis: the resized columns of the identity (resizing a length-1 axis to 1 changes nothing)."""
+    eye = tf.eye(n, dtype=tf.float32)[None, :, :, None]  # an (n, n) image: column k is e_k
+    return tf.cast(
+        tf.image.resize(eye, tf.stack([size, n]), method="bilinear")[0, :, :, 0], tf.float64
+    )
