@@ -138,7 +138,8 @@ class Diagnosis:
                 _html_table(flagged) if flagged else ""
             ) + f"<details><summary>all {len(self.layers)} layers</summary>{table}</details>"
         found = [
-            f"<li>{esc(r.path)}: {esc(kind)} channels {esc(channel_list(channels))}{esc(detail)}</li>"
+            f"<li>{esc(r.path)}: {esc(kind)} channels "
+            f"{esc(channel_list(channels))}{esc(detail)}</li>"
             for r in self.layers
             for kind, channels, detail in _findings(r)
         ]

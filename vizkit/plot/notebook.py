@@ -34,8 +34,9 @@ def enable_inline(shell=None) -> bool:
     Returns
     -------
     bool
-        True when the formatters were registered; False outside IPython, in a front end that does not
-        show pictures (the terminal), or when the shell already shows figures as pictures.
+        True when the formatters were registered; False outside IPython, in a front end that
+        does not show pictures (the terminal), or when the shell already shows figures as
+        pictures.
     """
     if shell is None:
         ipython = sys.modules.get("IPython")
@@ -56,7 +57,7 @@ def enable_inline(shell=None) -> bool:
         return False
     png = display.formatters["image/png"]
     png.for_type(Figure, figure_png)
-    png.for_type(Axes, lambda ax: figure_png(ax.figure))
+    png.for_type(Axes, lambda ax: figure_png(_root_figure(ax)))
     return True
 
 
@@ -67,3 +68,11 @@ def figure_png(fig: Figure) -> bytes | None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", facecolor="white")
     return buffer.getvalue()
+
+
+def _root_figure(ax: Axes) -> Figure:
+    """The Figure holding ``ax``, also when the Axes sits in a SubFigure."""
+    fig = ax.figure
+    while not isinstance(fig, Figure):
+        fig = fig.figure
+    return fig
