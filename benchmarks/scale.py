@@ -28,31 +28,41 @@ RESNET_LAYERS = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out")
 
 
 def run_engines(model, x, *, batch_size: int, k: int) -> tuple[list[dict], dict]:
-    """Time the three layers on each engine; returns rows and the per-engine answers."""
+    """Time the three layers on each engine, twice: the first call on a fresh engine (a fresh
+    local Ray for the Ray rows: worker processes start, import TensorFlow, load the model) and a
+    second call on the same one (the workers of a running cluster are up and keep the model).
+    Returns rows and the per-engine answers (of every call)."""
+    import ray
+
     import vizkit
     from vizkit.engines import RayEngine
 
     answers, rows = {}, []
     for label, workers in (("local", None), ("ray, 1 worker", 1), ("ray, 2 workers", 2)):
-        engine = "local" if workers is None else RayEngine(workers=workers)
-        start = time.perf_counter()
-        answers[label] = vizkit.top_activating(
-            model, list(LAYERS), None, x, k=k, batch_size=batch_size, engine=engine
-        )
-        seconds = time.perf_counter() - start
-        row = {"engine": label, "seconds": seconds, "images/s": len(x) / seconds}
         if workers is not None:
-            t = engine.timings
-            row["until a worker is ready s"] = t["ready"]
-            # Once a worker is up (started, TensorFlow imported, model loaded): every image
-            # over the rest of the job.
-            row["images/s, actors up"] = len(x) / (t["total"] - t["ready"])
+            ray.init(
+                num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+            )
+        engine = "local" if workers is None else RayEngine(workers=workers)
+        row = {"engine": label}
+        for call in ("first call", "second call"):
+            start = time.perf_counter()
+            answers[f"{label}, {call}"] = vizkit.top_activating(
+                model, list(LAYERS), None, x, k=k, batch_size=batch_size, engine=engine
+            )
+            seconds = time.perf_counter() - start
+            row[f"{call} s"] = seconds
+            row[f"{call} images/s"] = len(x) / seconds
+            if workers is not None and call == "first call":
+                row["first call: until a worker is ready s"] = engine.timings["ready"]
+        if workers is not None:
+            ray.shutdown()
         rows.append(row)
     return rows, answers
 
 
 def check_same(answers: dict) -> None:
-    reference = answers["local"]
+    reference = answers["local, first call"]
     for label, found in answers.items():
         for layer in LAYERS:
             for a, b in zip(found[layer], reference[layer], strict=True):
@@ -182,17 +192,12 @@ def main(argv=None) -> int:
     data = models.load_dataset("mnist")
     x = data.x_train if count is None else data.x_train[:count]
     model = models.train("lenet5_relu", data, epochs=1, max_train=10000, verbose=False).model
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-
     rows, answers = run_engines(model, x, batch_size=args.batch_size, k=args.k)
     check_same(answers)
-    ray.shutdown()
-    local = rows[0]["images/s"]
     for row in rows:
-        row["vs local"] = row["images/s"] / local
-        if "images/s, actors up" in row:
-            row["vs local, actors up"] = row["images/s, actors up"] / local
-    ratio, ratio_up = rows[2]["vs local"], rows[2]["vs local, actors up"]
+        for call in ("first call", "second call"):
+            row[f"{call} vs local"] = row[f"{call} images/s"] / rows[0][f"{call} images/s"]
+    ratio, ratio_cold = rows[2]["second call vs local"], rows[2]["first call vs local"]
 
     costs = per_image_costs(batch=4 if args.quick else 16, quick=args.quick)
     plan = imagenet_plan(
@@ -223,13 +228,14 @@ def main(argv=None) -> int:
         "",
         *markdown_table(rows),
         "",
-        f"Ray with 2 workers vs the local engine: **{ratio:.2f}x** the throughput end to end "
-        f"(target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'}); "
-        f"{ratio_up:.2f}x once the actors are up. `until a worker is ready s` is the time from "
-        "the call until the first worker can compute: the driver saves the model and cuts the "
-        "data into chunks, Ray starts the actors, each imports TensorFlow and loads the model. "
-        "Every call pays it, since Ray Data starts a new actor pool for each dataset it runs; "
-        "`actors up` counts the rest of the job (all images).",
+        f"Ray with 2 workers vs the local engine, end to end, on a running cluster (second "
+        f"call): **{ratio:.2f}x** the throughput (target >= {TARGET}: "
+        f"{'met' if ratio >= TARGET else 'NOT met'}). The first call on a fresh cluster: "
+        f"{ratio_cold:.2f}x: Ray starts its worker processes, each imports TensorFlow and loads "
+        "the model (`until a worker is ready s`); a worker process keeps TensorFlow and the "
+        "model (keyed by a digest of architecture and weights) for later tasks and jobs, so a "
+        "cluster pays this once, not per job. The local engine's first call also traces its "
+        "compiled pass; its second call reuses it.",
         "",
         "### ImageNet on N GPU workers (plan from measured per-image costs)",
         "",

@@ -1,7 +1,8 @@
 """Dataset jobs on the local engine and on Ray: the same answers, retries, clear errors.
 
 The Ray tests share one local Ray with two CPUs (the ``ray_local`` fixture in conftest.py).
-Each Ray job starts fresh actors that import TensorFlow, so the cases are few and small.
+Ray worker processes import TensorFlow once and keep loaded models, but the cases stay few
+and small.
 """
 
 import json

@@ -2,7 +2,6 @@
 
 import html.parser
 import importlib
-import json
 import os
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
+from report_helpers import all_links, load, recorded_files, tiny_model
 
 import vizkit
 from vizkit.core import files as _files
@@ -20,15 +20,6 @@ from vizkit.report.manifest import Manifest
 
 FAST = ("filters", "feature_maps", "gradcam", "saliency", "occlusion")
 TWO = ("filters", "feature_maps")  # 6 figures: 2 filter grids, 2 layers x 2 images
-
-
-def tiny_model(name="tiny", conv2="c2"):
-    inp = keras.Input((8, 8, 1))
-    h = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inp)
-    h = keras.layers.Conv2D(3, 3, activation="relu", name=conv2)(h)
-    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
-    out = keras.layers.Dense(3, activation="softmax", name="out")(h)
-    return keras.Model(inp, out, name=name)
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +34,8 @@ def images():
 
 
 def written_files(root: Path) -> set[str]:
-    skip = {"manifest.json", "index.html"}
+    skip = {"manifest.json", "manifest.journal", "index.html"}
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - skip
-
-
-def load(root: Path) -> dict:
-    return json.loads((root / "manifest.json").read_text())
 
 
 def mtimes(root: Path) -> dict[str, int]:
@@ -71,15 +58,15 @@ def test_export_writes_every_figure_and_manifest_matches_disk(model, images, tmp
     }  # fmt: skip
     assert {(f["method"], f["layer"], f["image"]) for f in files} == expected
     on_disk = written_files(tmp_path)
-    recorded = {f["path"] for f in files} | {f["thumbnail"] for f in files}
-    assert recorded == on_disk
+    assert recorded_files(load(tmp_path)) == on_disk
     page = index.read_text()
+    links = all_links(tmp_path)  # the index and its pages
     for f in files:
         assert f["model"] == "tiny" and f["format"] == "png" and f["seconds"] >= 0
         assert f["parameters"]["weights_sha1"]
         png = cv2.imread(str(tmp_path / f["path"]))
         assert png is not None and png.shape[0] > 20
-        assert f'href="{f["path"]}"' in page and f'src="{f["thumbnail"]}"' in page
+        assert f["path"] in links and f["thumbnail"] in links
     thumb = cv2.imread(str(tmp_path / files[0]["thumbnail"]))
     assert max(thumb.shape[:2]) <= 200
     saliency = [f for f in files if f["method"] == "saliency"]
@@ -93,7 +80,8 @@ def test_export_writes_every_figure_and_manifest_matches_disk(model, images, tmp
 
 def test_figures_show_the_method_result(model, images, tmp_path):
     """The saved figure is the plot of the method's own array (filters: compare pixels)."""
-    export(model, images, tmp_path, methods=["filters"], layers="c1", progress=False)
+    export(model, images, tmp_path, methods=["filters"], layers="c1", progress=False,
+           style="matplotlib")  # fmt: skip
     from vizkit.plot import plot_filters
 
     fig = plot_filters(vizkit.filters(model, "c1"), title="filters - tiny - c1")
@@ -139,12 +127,12 @@ def test_resume_skips_recorded_files_and_redoes_missing_ones(model, images, tmp_
     export(model, images, tmp_path, methods=TWO, progress=False)
     assert calls == [] and mtimes(tmp_path) == before
 
-    (tmp_path / "tiny/c1/feature_maps_img001.png").unlink()
+    (tmp_path / "tiny/c1/img001_feature_maps.png").unlink()
     export(model, images, tmp_path, methods=TWO, progress=False)
     assert [[j.image for j in jobs] for jobs in calls] == [[1]]  # only the missing figure
     after = mtimes(tmp_path)
     changed = {p for p in after if after[p] != before.get(p)}
-    assert changed == {"tiny/c1/feature_maps_img001.png", "thumbs/tiny/c1/feature_maps_img001.png"}
+    assert changed == {"tiny/c1/img001_feature_maps.png", "thumbs/tiny/c1/img001_feature_maps.png"}
 
 
 def test_per_image_methods_run_in_chunks(model, images, tmp_path, monkeypatch):
@@ -162,7 +150,7 @@ def test_per_image_methods_run_in_chunks(model, images, tmp_path, monkeypatch):
 
 def test_changed_parameters_are_not_skipped_and_not_overwritten_silently(model, images, tmp_path):
     export(model, images, tmp_path, methods=["saliency"], progress=False)
-    with pytest.raises(FileExistsError, match=r"saliency_img000\.png.*overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"img000_saliency-vanilla\.png.*overwrite=True"):
         export(
             model, images, tmp_path, methods=["saliency"], progress=False,
             method_options={"saliency": {"method": "gradxinput"}},
@@ -223,19 +211,20 @@ def test_a_crash_mid_write_leaves_no_partial_file(model, images, tmp_path, monke
 
 def test_interrupted_between_file_and_manifest_is_resumable(model, images, tmp_path, monkeypatch):
     """A file renamed into place but not yet recorded is ours (pending), not a foreign file."""
-    saves = {"n": 0}
-    real_save = Manifest.save
+    records = {"n": 0}
+    real_record = Manifest.record
 
-    def interrupt(self):
-        saves["n"] += 1
-        if saves["n"] == 5:  # initial, pending 1, done 1, pending 2, done 2: after file 2 lands
+    def interrupt(self, entry):
+        records["n"] += 1
+        if records["n"] == 2:  # the second figure's files are on disk, its record is not
             raise KeyboardInterrupt
-        real_save(self)
+        real_record(self, entry)
 
-    monkeypatch.setattr(Manifest, "save", interrupt)
+    monkeypatch.setattr(Manifest, "record", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        export(model, images, tmp_path, methods=["filters", "feature_maps"], progress=False)
-    monkeypatch.setattr(Manifest, "save", real_save)
+        export(model, images, tmp_path, methods=["filters", "feature_maps"], progress=False,
+               workers=0)  # fmt: skip
+    monkeypatch.setattr(Manifest, "record", real_record)
     state = load(tmp_path)
     assert len(state["files"]) == 1 and state["pending"]
     assert all((tmp_path / p).exists() for p in state["pending"] if "thumbs" not in p)
@@ -353,7 +342,8 @@ def test_several_models_pdf_and_targets(model, images, tmp_path):
     )
     assert cams == [(0, 0), (1, 2)]
     page = index.read_text()
-    assert page.count('<section class="model"') == 2 and ">PDF</a>" in page
+    assert page.count('<section class="model"') == 2
+    assert {f["path"] for f in pdfs} <= all_links(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from helpers import random_images
 from hypothesis import given, settings
+from report_helpers import load, recorded_files
 
 import models
 import vizkit
@@ -310,6 +311,7 @@ def test_interrupted_export_resumes_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.undo()
     done = _snapshot(out)
     assert 0 < len([k for k in done if k.endswith(".png")]) < len(expected)
+    manifest = load(out)  # manifest.json and the journal of the interrupted run
 
     count = _fail_writes_after(monkeypatch, 10**6, OSError())
     vizkit.export(model, X, out, methods=METHODS, progress=False, diagnose=False)
@@ -317,8 +319,7 @@ def test_interrupted_export_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert sorted(k for k in final if k != "index.html") == expected
     # Figures recorded in the manifest before the interruption are kept as they were, not redone;
     # the others (including one written but not yet recorded) are written now.
-    manifest = json.loads(done["manifest.json"])
-    recorded = {f["path"] for f in manifest["files"]} | {f["thumbnail"] for f in manifest["files"]}
+    recorded = recorded_files(manifest)
     assert recorded and all(final[k] == done[k] for k in recorded)
     rewritten = {str(p.relative_to(out.resolve())) for p in count["written"]}
     pngs = {k for k in expected if k.endswith(".png")}

@@ -819,11 +819,41 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
         default="filters,feature_maps,gradcam,saliency,occlusion",
         help=f"comma-separated methods or 'all'; known: {','.join(METHODS)}",
     )
+    p.add_argument(
+        "--folder",
+        metavar="DIR",
+        help="a folder of image files (searched recursively), read chunk by chunk while the "
+        "export runs, so any number of images fits in memory",
+    )
     p.add_argument("--formats", default="png", help="comma-separated: png, pdf, svg")
+    p.add_argument(
+        "--style",
+        choices=("raster", "matplotlib"),
+        default="raster",
+        help="raster: fast NumPy/OpenCV pictures, text in the captions (default); matplotlib: "
+        "titled figures with colour bars (slower; PDF and SVG are always matplotlib)",
+    )
+    p.add_argument(
+        "--preprocess",
+        metavar="NAME",
+        help="input preprocessing the models were trained with, applied inside the graph to "
+        "images in [0, 1]: none, scale255, tf ([-1, 1]), torch, caffe, or a keras.applications "
+        "family such as resnet50 or mobilenet_v2 (default: none)",
+    )
+    p.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="class names for the captions: a text file (one name per line), a JSON list, or "
+        "'imagenet' (default: the dataset's names with --dataset)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace files from other exports")
     p.add_argument("--no-resume", action="store_true", help="do not skip files already written")
     p.add_argument("--no-diagnose", action="store_true", help="leave out the diagnosis table")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="threads drawing figures (default: up to 4)"
+    )
+    p.add_argument("--page-size", type=_positive, default=200, help="figures per HTML page")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -834,7 +864,28 @@ def _run_export(args: argparse.Namespace) -> int:
     for path in args.model:
         name = Path(path).stem
         loaded[name if name not in loaded else path] = _load_model(path, unsafe=args.unsafe)
-    images = _read_images(args, next(iter(loaded.values())), required=True)
+    labels = args.labels
+    given = [flag for flag, value in (("--images", args.images), ("--folder", args.folder),
+                                      ("--dataset", args.dataset)) if value]  # fmt: skip
+    if len(given) > 1:
+        raise ValueError(f"pass one of --images, --folder or --dataset, not {' and '.join(given)}")
+    if args.folder:
+        if not Path(args.folder).is_dir():
+            raise NotADirectoryError(f"no folder at {args.folder!r} (--folder)")
+        images = args.folder  # streamed: files are read a chunk at a time
+    elif args.dataset:
+        import models
+
+        data = models.load_dataset(args.dataset)
+        count = args.count or DEFAULT_COUNT
+        # One (x, y) batch: the true labels go into the captions.
+        images = [(data.x_test[:count], data.y_test[:count])]
+        names = getattr(data, "class_names", None)
+        labels = labels if labels is not None else (list(names) if names else None)
+    elif args.images:
+        images = list(args.images)
+    else:
+        raise ValueError("no images: pass --images FILE ..., --folder DIR or --dataset NAME")
     methods = args.methods if args.methods == "all" else _split(args.methods)
     index = export(
         loaded,
@@ -848,6 +899,11 @@ def _run_export(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         progress=not args.quiet,
         diagnose=not args.no_diagnose,
+        style=args.style,
+        preprocess=args.preprocess,
+        labels=labels,
+        workers=args.workers,
+        page_size=args.page_size,
     )
     print(index)
     return 0

@@ -315,6 +315,7 @@ EXTRAS: dict[str, str] = {
     "explain": "vizkit.methods.explain:explain",
     "export": "vizkit.report.export:export",
     "add_figures": "vizkit.report.extra:add_figures",
+    "add_section": "vizkit.report.extra:add_section",
     "VisualizationCallback": "vizkit.callbacks:VisualizationCallback",
     "layer_paths": "vizkit.core.layers:layer_paths",
     "style_transfer": "vizkit.methods.style_transfer:style_transfer",

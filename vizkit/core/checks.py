@@ -41,7 +41,12 @@ def non_negative_int(value, name: str) -> int:
 def number_in(value, name: str, low: float = 0.0, high: float | None = None) -> float:
     """``value`` as a finite float in ``[low, high]`` (``high=None``: no upper bound)."""
     ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or value < low or (high is not None and value > high):
+    if (
+        not ok
+        or not math.isfinite(float(value))
+        or value < low
+        or (high is not None and value > high)
+    ):
         allowed = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
         raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
     return float(value)

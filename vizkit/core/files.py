@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -22,12 +23,14 @@ _MAX_SLUG = 48
 
 
 def safe_name(name: object) -> str:
-    """A file-name slug for ``name`` that cannot leave its folder.
+    """A file-name slug for ``name`` that cannot leave its folder, unique without context.
 
     Only lowercase ASCII letters, digits, ``.``, ``_`` and ``-`` survive; separators (``/``,
     ``\\``), ``..``, NUL and other odd characters become ``_``. Whenever the slug differs from the
     original name, a short hash of the original is appended so that different names (``a/b`` and
-    ``a_b``, ``Conv`` and ``conv``) never share a file.
+    ``a_b``, ``Conv`` and ``conv``) never share a file, wherever they are used. Where the names
+    of one folder are known together, :class:`UniqueNames` gives the same slugs and appends the
+    hash only on a real collision.
 
     >>> safe_name("conv1")
     'conv1'
@@ -35,12 +38,79 @@ def safe_name(name: object) -> str:
     True
     """
     text = str(name)
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = _UNSAFE.sub("_", ascii_text.lower()).strip("._-")[:_MAX_SLUG].strip("._-")
+    slug = _slug(text)
     if slug != text or slug in _RESERVED or not slug:
-        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-        slug = f"{slug}-{digest}" if slug else digest
+        slug = _hashed(slug, text)
     return slug
+
+
+class UniqueNames:
+    """Readable file-name slugs for the names of one folder, a hash suffix only on a collision.
+
+    ``names(name)`` is :func:`safe_name`'s slug of ``name`` without a hash (``"Block 1/Conv"``
+    -> ``"block_1_conv"``), unless an *other* name of this folder already has that slug, the
+    slug is empty, or it is reserved (``con``, ``nul``, ``thumbs``, ...): then the first eight
+    hex digits of the SHA-1 of the name are appended (``"block_1_conv-1f2e3d4c"``). The first
+    name to claim a slug keeps it, so the same names in the same order always get the same
+    slugs; a name asked again gets its slug again.
+
+    >>> names = UniqueNames()
+    >>> names("astronaut"), names("Astronaut").startswith("astronaut-"), names("astronaut")
+    ('astronaut', True, 'astronaut')
+
+    Parameters
+    ----------
+    names : iterable of str
+        Names to give slugs first, in order (e.g. every layer of a model, so that the slugs
+        do not depend on which layers are asked for).
+    reserved : iterable of str
+        More slugs no name may take bare (file names the folder already uses).
+    """
+
+    def __init__(self, names=(), *, reserved=()) -> None:
+        self._owner: dict[str, str] = {}  # slug -> the name that has it
+        self._slug: dict[str, str] = {}  # name -> its slug
+        self._reserved = _RESERVED | {str(r) for r in reserved}
+        for name in names:
+            self(name)
+
+    def claim(self, name: object, slug: str) -> bool:
+        """Give ``name`` the slug ``slug`` (one recorded earlier), if no other name has it.
+
+        Returns whether it did; a name that already has a slug keeps it.
+        """
+        text = str(name)
+        if text in self._slug or self._owner.get(slug, text) != text or not slug:
+            return self._slug.get(text) == slug
+        self._owner[slug] = text
+        self._slug[text] = slug
+        return True
+
+    def __call__(self, name: object) -> str:
+        text = str(name)
+        found = self._slug.get(text)
+        if found is not None:
+            return found
+        slug = _slug(text)
+        if not slug or slug in self._reserved or slug in self._owner:
+            slug = _hashed(slug, text)
+            width = 8
+            while slug in self._owner:  # a plain name that looks like a hashed one: lengthen
+                width += 4
+                slug = _hashed(_slug(text), text, width)
+        self._owner[slug] = text
+        self._slug[text] = slug
+        return slug
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _UNSAFE.sub("_", ascii_text.lower()).strip("._-")[:_MAX_SLUG].strip("._-")
+
+
+def _hashed(slug: str, text: str, width: int = 8) -> str:
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:width]
+    return f"{slug}-{digest}" if slug else digest
 
 
 def contained(root: Path, *parts: str) -> Path:
@@ -130,6 +200,33 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, overwrite: bool 
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
+
+
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make ``path`` a second name of the finished file ``source``, atomically.
+
+    A hard link (no data is copied or synced again) renamed over ``path``; where the file system
+    has no hard links, a copy of the bytes written with :func:`atomic_write`.
+    """
+    try:
+        with atomic_path(path) as tmp:
+            os.link(source, tmp)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) or not _no_links(exc):
+            raise
+        atomic_write(path, Path(source).read_bytes())
+
+
+def _no_links(exc: OSError) -> bool:
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    return cause.errno in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 def _sync(tmp: Path) -> None:

@@ -3,9 +3,10 @@
 A dataset job (the top-activating images of every channel, the dead-channel diagnosis, maps
 written to disk) is a :class:`Job`: what one chunk of images contributes (``partial``) and how
 contributions combine (``merge``, applied in chunk order). The local engine runs the chunks one
-after the other in this process; the Ray engine hands them to Ray Data actors that load the
-model once, and folds their partial results in the driver. Both cut the data at the same places
-and use the same partial and merge functions, so they return the same answer
+after the other in this process; the Ray engine hands them to Ray Data tasks on worker
+processes that keep the loaded model between tasks and jobs, and folds their partial results in
+the driver. Both cut the data at the same places and use the same partial and merge functions,
+so they return the same answer
 (:mod:`vizkit.engines.reductions`).
 
 A job may also write files: :class:`vizkit.engines.maps.MapsJob` writes each chunk's shard
@@ -136,7 +137,7 @@ def run(
     engine : {"local", "ray"} or an engine object
     address, workers
         For ``engine="ray"``: the cluster (``ray.init(address=...)``; a local Ray when None)
-        and the number of worker actors (default: as many as the cluster has room for).
+        and the number of workers (default: as many as the cluster has room for).
     name : str
         What to call ``data`` in error messages.
 

@@ -8,12 +8,16 @@ runs (shared storage); a zero-argument builder function runs on the worker.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -35,6 +39,11 @@ class ModelSpec:
         The model's name, for messages.
     safe_mode : bool
         Keras' safe mode when loading files (refuses ``Lambda`` layers).
+    key : str
+        Identifies the model a worker builds, so that a worker process that already holds it
+        (from an earlier task or job) reuses it: a digest of the architecture and weights for a
+        live model, the file's path, size and modification time for a path, and a fresh id for
+        a builder (whose result cannot be known in advance).
     """
 
     kind: str
@@ -43,8 +52,9 @@ class ModelSpec:
     archive: bytes | None = field(default=None, repr=False)
     builder: Callable | None = None
     safe_mode: bool = True
-    # The archive in Ray's object store (a reference inside the spec keeps the actors'
-    # constructor arguments small, so that Ray can restart an actor from them).
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The archive in Ray's object store (a reference inside the spec keeps the arguments of
+    # every task small).
     archive_ref: Any = field(default=None, repr=False)
 
     def load(self):
@@ -94,7 +104,9 @@ def spec_for(model, *, safe_mode: bool = True) -> ModelSpec:
                     f"({type(exc).__name__}: {exc}); give the engine a model_source: a "
                     "zero-argument function that builds the model"
                 ) from None
-            return ModelSpec("archive", model.name, archive=path.read_bytes(), safe_mode=safe_mode)
+            archive = path.read_bytes()
+        key = f"archive:{model_digest(model)}:{safe_mode}"
+        return ModelSpec("archive", model.name, archive=archive, safe_mode=safe_mode, key=key)
     if isinstance(model, (str, os.PathLike)):
         path = str(Path(model).expanduser())
         if Path(path).suffix.lower() not in MODEL_SUFFIXES:
@@ -102,13 +114,24 @@ def spec_for(model, *, safe_mode: bool = True) -> ModelSpec:
                 f"model {str(model)!r} is not a model file: expected a path ending in "
                 f"{', '.join(MODEL_SUFFIXES)}"
             )
-        return ModelSpec("path", Path(path).stem, path=path, safe_mode=safe_mode)
+        stat = Path(path).stat() if Path(path).exists() else None
+        stamp = "missing" if stat is None else f"{stat.st_size}:{stat.st_mtime_ns}"
+        key = f"path:{path}:{stamp}:{safe_mode}"
+        return ModelSpec("path", Path(path).stem, path=path, safe_mode=safe_mode, key=key)
     if callable(model):
         return ModelSpec("builder", getattr(model, "__name__", "builder"), builder=model)
     raise TypeError(
         "model must be a keras.Model, a path to a .keras file or a zero-argument function "
         f"returning a model; got {type(model).__name__}"
     )
+
+
+def model_digest(model) -> str:
+    """SHA-1 of a model's architecture (its JSON config) and weights: equal for equal models."""
+    digest = hashlib.sha1(model.to_json().encode("utf-8"))
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def _load_file(path, safe_mode: bool):

@@ -5,11 +5,14 @@ The driver turns the data into a Ray dataset whose rows are whole chunks (see
 or a list of files, one row per chunk holding the paths, read by the workers; for a
 ``ray.data.Dataset``, the rows numbered by :func:`ray.data.Dataset.zip` with a range and cut
 into blocks of exactly one chunk; for a ``tf.data`` dataset or another iterable, the chunks read
-by the driver. ``map_batches`` runs a pool of :class:`ChunkWorker` actors: each loads the
-model once (:class:`vizkit.engines.model_spec.ModelSpec`: never a pickled live model), declares
-its CPUs and GPUs, and returns one pickled partial result per chunk. The driver folds them in
-chunk order, skipping a chunk it has already counted, and checks that every chunk came back
-once. An actor that dies is restarted by Ray and its chunk is run again (``max_retries``).
+by the driver. ``map_batches`` runs :func:`run_chunks` tasks that declare their CPUs and GPUs
+and return one pickled partial result per chunk. Ray reuses its worker processes for later
+tasks and jobs, and each process keeps the models it loaded
+(:class:`vizkit.engines.model_spec.ModelSpec`: never a pickled live model) keyed by a digest of
+architecture and weights, so TensorFlow is imported and a model loaded once per worker process,
+not once per job. The driver folds the partials in chunk order, skipping a chunk it has
+already counted, and checks that every chunk came back once. A task whose worker dies is run
+again by Ray (``max_retries``).
 
 Ray is imported only when a job runs (``pip install "vizkit[ray]"``).
 """
@@ -57,7 +60,7 @@ def import_ray():
 
 
 class RayEngine:
-    """Run dataset jobs on a Ray cluster with Ray Data actors.
+    """Run dataset jobs on a Ray cluster with Ray Data tasks on warm worker processes.
 
     Parameters
     ----------
@@ -67,14 +70,14 @@ class RayEngine:
         (Ray Client, port 10001). None starts a local Ray on this machine. When Ray is already
         initialised in this process, that connection is used.
     workers : int, optional
-        Number of worker actors; default: as many as the cluster's GPUs (one each) or CPUs
+        Number of concurrent workers; default: as many as the cluster's GPUs (one each) or CPUs
         (``num_cpus`` each) allow.
     num_cpus : float
         CPUs each worker reserves (and TensorFlow threads it uses).
     num_gpus : float, optional
         GPUs each worker reserves; default 1 on a cluster with GPUs, else 0.
     max_retries : int
-        How often a worker that dies is restarted and its chunk run again.
+        How often a chunk whose worker died is run again.
     model_source : str, path or callable, optional
         Where workers get the model: None ships the driver's model as a ``.keras`` archive
         (saved once per job); a path to a ``.keras`` file every node can read; or a
@@ -142,18 +145,18 @@ class RayEngine:
                 plan.dataset.context.enable_progress_bars = False
             mapped = _map(
                 plan.dataset,
+                max_retries=self.max_retries,
                 batch_size=plan.rows_per_call,
                 batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=workers),
+                concurrency=workers,
                 num_cpus=self.num_cpus,
                 num_gpus=gpus,
-                fn_constructor_kwargs={
+                fn_kwargs={
                     "spec": spec,
                     "job": job,
                     "reader": plan.reader,
                     "threads": max(1, int(self.num_cpus)),
                 },
-                retries={"max_restarts": self.max_retries, "max_task_retries": self.max_retries},
             )
             try:
                 result = collect(mapped.iter_rows(), job, plan.n_chunks, clock=clock, start=start)
@@ -161,8 +164,8 @@ class RayEngine:
                 raise worker_error(exc) from _cause(exc)
             ready = clock.pop("ready_wall", None)
             self.timings = {**clock, "total": time.perf_counter() - start}
-            if ready is not None:
-                self.timings["ready"] = ready - wall
+            if ready is not None:  # a warm worker was ready before this job began
+                self.timings["ready"] = max(0.0, ready - wall)
             return result
 
     def _resources(self, ray) -> tuple[int, float]:
@@ -180,19 +183,20 @@ class RayEngine:
         return workers, gpus
 
 
-def _map(dataset, *, retries: dict, **options):
-    """``dataset.map_batches(ChunkWorker, ...)`` with bounded actor restarts and task retries.
+def _map(dataset, *, max_retries: int, **options):
+    """``dataset.map_batches(run_chunks, ...)`` with a bounded number of retries.
 
-    Ray Data restarts dead actors forever by default; a chunk that kills its worker every time
-    would then never end. The keywords that bound it are deprecated in Ray 2.60 (no named
-    replacement yet): without them (a newer Ray) the defaults apply.
+    A task whose worker dies is run again (the driver counts each chunk once). Ray Data retries
+    without end by default, so a chunk that kills its worker every time would never finish;
+    the task option that bounds it is deprecated in Ray 2.60 (removal announced for 2.64, with
+    no named replacement yet): on a Ray that refuses it, Ray's default applies.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return dataset.map_batches(ChunkWorker, **options, **retries)
+            return dataset.map_batches(run_chunks, **options, max_retries=max_retries)
         except TypeError:
-            return dataset.map_batches(ChunkWorker, **options)
+            return dataset.map_batches(run_chunks, **options)
 
 
 def connect(ray, address: str | None, timeout: float = 5.0) -> None:
@@ -358,7 +362,7 @@ def _plan(ray, data, model, chunk_size: int, name: str, *, blocks: int) -> Plan:
         reader = FileReader(fit["size"], fit["channels"], name)
         return _rows_plan(ray, rows, reader, len(paths), blocks)
     if source.kind == "ray.data":
-        whole = data.materialize()  # the user's pipeline runs once, before the actors take CPUs
+        whole = data.materialize()  # the user's pipeline runs once, before the workers take CPUs
         plan = _ray_data_plan(ray, whole, chunk_size, name)
         if plan is not None:
             return plan
@@ -381,8 +385,8 @@ def _plan(ray, data, model, chunk_size: int, name: str, *, blocks: int) -> Plan:
 
 
 def _rows_plan(ray, rows: list[dict], reader, count: int, blocks: int) -> Plan:
-    # A block goes to one actor call: a few blocks per worker keep every worker busy (one block
-    # per chunk left actors idle between calls a third of the time on 2 cores).
+    # A block goes to one task: a few blocks per worker keep every worker busy (one block per
+    # chunk left workers idle between calls a third of the time on 2 cores).
     dataset = (
         ray.data.from_items(rows, override_num_blocks=min(len(rows), blocks)) if rows else None
     )
@@ -411,7 +415,7 @@ def _ray_data_plan(ray, whole, chunk_size: int, name: str) -> Plan | None:
     return Plan(aligned.materialize(), reader, chunk_size, count, chunk_count(count, chunk_size))
 
 
-# -- the actor ------------------------------------------------------------------------------------
+# -- the workers ----------------------------------------------------------------------------------
 class WorkerError(RuntimeError):
     """An error on a worker, tagged so that the driver can re-raise it as one line."""
 
@@ -419,45 +423,59 @@ class WorkerError(RuntimeError):
         super().__init__(f"[vizkit:{kind}] {message}")
 
 
-class ChunkWorker:
-    """A Ray actor: loads the model once, then turns batches of chunk rows into partials."""
+# Per Ray worker process: loaded models by ModelSpec.key. Ray reuses its worker processes for
+# later tasks and jobs, so a model (and TensorFlow) is loaded once per process, not per job.
+_MODELS: dict[str, tuple[Any, float]] = {}
+_KEEP_MODELS = 2  # bound the memory a long-lived worker spends on models of earlier jobs
 
-    def __init__(self, spec, job, reader, threads: int = 1) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            import tensorflow as tf
 
-            with contextlib.suppress(RuntimeError):  # already initialised: keep its threads
-                tf.config.threading.set_intra_op_parallelism_threads(threads)
-                tf.config.threading.set_inter_op_parallelism_threads(threads)
-                # Workers sharing a GPU (num_gpus < 1) must not each grab all of its memory.
-                for gpu in tf.config.list_physical_devices("GPU"):
-                    tf.config.experimental.set_memory_growth(gpu, True)
-            self.model = spec.load()
-        except Exception as exc:
-            raise WorkerError(
-                "model",
-                f"cannot load model {spec.name!r} on a Ray worker "
-                f"({socket.gethostname()}): {type(exc).__name__}: {_first_line(exc)}",
-            ) from None
-        self.job = job
-        self.reader = reader
-        self.ready = time.time()
+def run_chunks(batch: dict, *, spec, job, reader, threads: int = 1) -> dict:
+    """A Ray Data task: turn a batch of chunk rows into pickled partial results.
 
-    def __call__(self, batch: dict) -> dict:
-        try:
-            chunks = self.reader.chunks(batch, self.model)
-            parts = [pickle.dumps(self.job.partial(self.model, c), protocol=5) for c in chunks]
-        except Exception as exc:
-            raise WorkerError(type(exc).__name__, _first_line(exc)) from None
-        partial = np.empty(len(parts), object)
-        partial[:] = parts
-        return {
-            "chunk": np.array([c.index for c in chunks], np.int64),
-            "n": np.array([len(c) for c in chunks], np.int64),
-            "partial": partial,
-            "ready": np.full(len(chunks), self.ready),
-        }
+    The model comes from this worker process's cache (:func:`worker_model`), so only the first
+    task of a process pays for importing TensorFlow and loading the model.
+    """
+    model, ready = worker_model(spec, threads)
+    try:
+        chunks = reader.chunks(batch, model)
+        parts = [pickle.dumps(job.partial(model, c), protocol=5) for c in chunks]
+    except Exception as exc:
+        raise WorkerError(type(exc).__name__, _first_line(exc)) from None
+    partial = np.empty(len(parts), object)
+    partial[:] = parts
+    return {
+        "chunk": np.array([c.index for c in chunks], np.int64),
+        "n": np.array([len(c) for c in chunks], np.int64),
+        "partial": partial,
+        "ready": np.full(len(chunks), ready),
+    }
+
+
+def worker_model(spec, threads: int = 1) -> tuple[Any, float]:
+    """``(model, wall time it was ready)`` for ``spec`` in this process, loaded at most once."""
+    if spec.key in _MODELS:
+        return _MODELS[spec.key]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+
+        with contextlib.suppress(RuntimeError):  # already initialised: keep its threads
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+            # Workers sharing a GPU (num_gpus < 1) must not each grab all of its memory.
+            for gpu in tf.config.list_physical_devices("GPU"):
+                tf.config.experimental.set_memory_growth(gpu, True)
+        model = spec.load()
+    except Exception as exc:
+        raise WorkerError(
+            "model",
+            f"cannot load model {spec.name!r} on a Ray worker "
+            f"({socket.gethostname()}): {type(exc).__name__}: {_first_line(exc)}",
+        ) from None
+    while len(_MODELS) >= _KEEP_MODELS:
+        _MODELS.pop(next(iter(_MODELS)))
+    _MODELS[spec.key] = (model, time.time())
+    return _MODELS[spec.key]
 
 
 # -- the driver -----------------------------------------------------------------------------------

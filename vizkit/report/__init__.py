@@ -1,6 +1,6 @@
-"""Batch export of figure grids with a manifest and a static HTML index (:func:`export`)."""
+"""Batch export of figures with a manifest and a static, paginated HTML report (:func:`export`)."""
 
-from .export import export
-from .extra import add_figures
+from .export import export, render_method
+from .extra import add_figures, add_section
 
-__all__ = ["add_figures", "export"]
+__all__ = ["add_figures", "add_section", "export", "render_method"]

@@ -9,13 +9,14 @@ per-image methods. Which layers a method applies to is the spec's ``layers`` kin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 
+from ..core.batches import iter_batches
 from ..core.layers import (
     has_area,
     is_conv,
@@ -56,6 +57,14 @@ class Context:
     images: np.ndarray  # (N, H, W, C) float32, already fitted to the model
     targets: list[int] | None  # one class per image, or None for the predicted class
     layers: list[str]  # the layers the user asked for (or the spatial conv layers)
+    preprocess: Callable | None = None  # applied inside the graph before the model
+    # The whole dataset, for methods that rank every image (top_activating): anything
+    # vizkit.core.sources.open_source reads; None means ``images``.
+    data: Any = None
+
+    def pre(self) -> dict[str, Any]:
+        """``{"preprocess": fn}`` when there is one (methods without it get no keyword)."""
+        return {} if self.preprocess is None else {"preprocess": self.preprocess}
 
 
 # -- which layers -------------------------------------------------------------------------------
@@ -141,12 +150,12 @@ def filters(ctx: Context, layer: str, **options):
 
 
 def feature_maps(ctx: Context, layer: str, **options):
-    return feature_maps_method(ctx.model, ctx.images, layers=[layer], **options)[layer]
+    return feature_maps_method(ctx.model, ctx.images, layers=[layer], **ctx.pre(), **options)[layer]
 
 
 def feature_maps_layers(ctx: Context, layers: Sequence[str], **options) -> dict[str, np.ndarray]:
     """Feature maps of several layers from one forward pass: ``{layer: (N, h, w, c)}``."""
-    return feature_maps_method(ctx.model, ctx.images, layers=list(layers), **options)
+    return feature_maps_method(ctx.model, ctx.images, layers=list(layers), **ctx.pre(), **options)
 
 
 # Adapters that compute several layers in one call (one compiled graph), by method name.
@@ -154,15 +163,15 @@ ONE_PASS = {"feature_maps": feature_maps_layers}
 
 
 def hypercolumns(ctx: Context, layer: str | None, **options):
-    return hypercolumns_method(ctx.model, ctx.images, ctx.layers, **options)
+    return hypercolumns_method(ctx.model, ctx.images, ctx.layers, **ctx.pre(), **options)
 
 
 def saliency(ctx: Context, layer: str | None, **options):
-    return saliency_method(ctx.model, ctx.images, ctx.targets, **options)
+    return saliency_method(ctx.model, ctx.images, ctx.targets, **ctx.pre(), **options)
 
 
 def gradcam(ctx: Context, layer: str, **options):
-    return gradcam_method(ctx.model, ctx.images, ctx.targets, layer=layer, **options)
+    return gradcam_method(ctx.model, ctx.images, ctx.targets, layer=layer, **ctx.pre(), **options)
 
 
 def occlusion(ctx: Context, layer: str | None, *, patch=None, stride=None, **options):
@@ -170,26 +179,54 @@ def occlusion(ctx: Context, layer: str | None, *, patch=None, stride=None, **opt
     patch = patch if patch is not None else max(2, side // 7)
     stride = stride if stride is not None else max(1, patch // 2)
     return occlusion_method(
-        ctx.model, ctx.images, ctx.targets, patch=patch, stride=stride, **options
+        ctx.model, ctx.images, ctx.targets, patch=patch, stride=stride, **ctx.pre(), **options
     )
 
 
 def maximize(ctx: Context, layer: str, *, units=None, first=None, **options):
     chosen = pick_units(ctx.model, layer, units, first)
-    return {"images": maximize_method(ctx.model, layer, chosen, **options), "units": chosen}
+    images = maximize_method(ctx.model, layer, chosen, **ctx.pre(), **options)
+    return {"images": images, "units": chosen}
 
 
 def deepdream(ctx: Context, layer: str, **options):
     return np.stack(
-        [deepdream_method(ctx.model, image, [layer], **options) for image in ctx.images]
+        [
+            deepdream_method(ctx.model, image, [layer], **ctx.pre(), **options)
+            for image in ctx.images
+        ]
     )
 
 
 def top_activating(ctx: Context, layer: str, *, units=None, first=None, k=9, **options):
-    k = min(int(k), len(ctx.images))
+    """Top-``k`` images of each unit over ``ctx.data`` (or ``ctx.images``); ``"images"`` maps
+    each index that made a top list to its image (one more pass over a streamed dataset)."""
+    data = ctx.images if ctx.data is None else ctx.data
+    if isinstance(data, np.ndarray):
+        k = min(int(k), len(data))
     chosen = pick_units(ctx.model, layer, units, first)
-    rows = [top_activating_method(ctx.model, layer, u, ctx.images, k=k, **options) for u in chosen]
-    return {"images": ctx.images, "rows": rows, "units": chosen}
+    # Every unit in one pass over the data: (U, k) indices and scores.
+    indices, scores = top_activating_method(
+        ctx.model, layer, chosen, data, k=k, **ctx.pre(), **options
+    )
+    rows = list(zip(indices, scores, strict=True))
+    wanted = {int(i) for indices, _ in rows for i in indices}
+    return {"images": pick_images(ctx.model, data, wanted), "rows": rows, "units": chosen}
+
+
+def pick_images(model: keras.Model, data, indices: set[int]) -> dict[int, np.ndarray]:
+    """``{index: image}`` (fitted to ``model``) for the stream positions in ``indices``."""
+    if isinstance(data, np.ndarray) and data.ndim == 4 and data.dtype == np.float32:
+        return {i: data[i] for i in sorted(indices)}
+    found: dict[int, np.ndarray] = {}
+    offset = 0
+    for x in iter_batches(data, model, None):
+        for i in sorted(j for j in indices if offset <= j < offset + len(x)):
+            found[i] = x[i - offset].copy()
+        offset += len(x)
+        if len(found) == len(indices):
+            break
+    return found
 
 
 def attention_maps(ctx: Context, layer: str, *, query=None, heads=None, **options):
@@ -200,6 +237,7 @@ def attention_maps(ctx: Context, layer: str, *, query=None, heads=None, **option
         query=parse_query(query),
         heads=heads,
         upsample=True,
+        **ctx.pre(),
         **options,
     )
     return maps.mean(axis=1)  # one heat map per image: the heads averaged
@@ -209,7 +247,7 @@ def attention_rollout(ctx: Context, layer: str, *, query=None, **options):
     paths = attention_layer_paths(ctx.model)
     upto = paths[: paths.index(layer) + 1]  # the rollout through the layers up to this one
     return attention_rollout_method(
-        ctx.model, ctx.images, query=parse_query(query), layers=upto, **options
+        ctx.model, ctx.images, query=parse_query(query), layers=upto, **ctx.pre(), **options
     )
 
 
@@ -223,6 +261,7 @@ __all__: Sequence[str] = [
     "Context",
     "call",
     "default_layers",
+    "pick_images",
     "pick_units",
     "spatial_conv_paths",
     "suitable_layers",
