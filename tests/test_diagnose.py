@@ -2,13 +2,14 @@
 
 import json
 
+import cv2
 import keras
 import numpy as np
 import pytest
-from helpers import f32_tol, random_images
+from helpers import chain_terms, f32_tol, random_images
 
 from vizkit import Diagnosis, diagnose, feature_maps
-from vizkit.methods.diagnose import channel_list
+from vizkit.methods.diagnose import batch_stats, channel_list
 
 
 def planted_model():
@@ -149,3 +150,49 @@ def test_clean_model_has_no_problems():
     result = diagnose(model, random_images(3, (8, 8, 1)))
     assert result.problems == {}
     assert "No dead, constant or input-like channels" in result.summary()
+
+
+def test_input_correlation_sums_match_upsampling_every_channel():
+    """The sums behind the input-like check, computed without upsampling the maps, equal the
+    sums over maps upsampled to the input size by OpenCV's bilinear resize (half-pixel centres,
+    as TensorFlow's): up (12 -> 5 after pooling), same size, down (a padded 16x16 map) and 1x1."""
+    rng = np.random.default_rng(11)
+    inp = keras.Input((12, 12, 3))
+    conv = keras.layers.Conv2D(4, 3, padding="same", name="same")(inp)
+    pooled = keras.layers.MaxPooling2D(2, padding="same", name="pooled")(conv)
+    odd = keras.layers.Conv2D(3, 2, name="odd")(pooled)  # 5x5
+    padded = keras.layers.ZeroPadding2D(2, name="padded")(conv)  # 16x16: resized down
+    tiny = keras.layers.GlobalAveragePooling2D(keepdims=True, name="tiny")(odd)  # 1x1
+    model = keras.Model(inp, [odd, padded, tiny])
+    for layer in model.layers:
+        for w in layer.weights:
+            w.assign(rng.normal(size=w.shape).astype(np.float32))
+    images = rng.random((3, 12, 12, 3), dtype=np.float32)
+    paths = ("same", "pooled", "odd", "padded", "tiny")
+    stats = batch_stats(model, paths, images)
+    maps = feature_maps(model, images, layers=list(paths))
+    lum = images.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    for path in paths:
+        act = maps[path].astype(np.float64)
+        up = np.stack(
+            [
+                np.stack(
+                    [
+                        cv2.resize(a[..., c], (12, 12), interpolation=cv2.INTER_LINEAR)
+                        for c in range(act.shape[-1])
+                    ],
+                    axis=-1,
+                )
+                for a in act
+            ]
+        )
+        terms = {"sx": up, "sxx": up * up, "sxy": up * lum[..., None]}
+        # Each term carries the float32 error of the activation (its chain of sums; squared:
+        # twice) and of the float32 resize weights; the float64 sums add nothing visible.
+        n_terms = 2 * (chain_terms(model, path) + 4)
+        for key, term in terms.items():
+            size = float(np.abs(term).sum(axis=(0, 1, 2)).max())
+            tol = f32_tol(n_terms=n_terms, scale=size)
+            expected = term.sum(axis=(0, 1, 2))
+            np.testing.assert_allclose(stats[path][key], expected, rtol=0, atol=tol, err_msg=key)
+        assert stats[path]["n_pix"] == lum.size

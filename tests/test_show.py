@@ -9,7 +9,7 @@ import pytest
 from helpers import random_images, small_cnn
 
 import vizkit
-from vizkit.methods.diagnose import Diagnosis, LayerReport
+from vizkit.methods.diagnose import HTML_ROWS, Diagnosis, LayerReport
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,31 @@ def test_diagnosis_renders_as_an_escaped_html_table():
         "input-like",
         "zeros",
     ]
-    assert parser.cells[7:14] == ["conv<1>", "4x4x3", "3", "[0-2]", "0", "0", "100.0%"]
-    assert parser.cells[14:21] == ["dense", "5", "5", "0", "[4]", "0", "20.0%"]
+    # Counts in the table, as in summary(); the channels in the list of findings below it.
+    assert parser.cells[7:14] == ["conv<1>", "4x4x3", "3", "3", "0", "0", "100.0%"]
+    assert parser.cells[14:21] == ["dense", "5", "5", "0", "1", "0", "20.0%"]
     assert parser.tags.count("tr") == 3
-    assert "dying ReLU" in text and "model &amp; co" in text
+    assert "<li>conv&lt;1&gt;: dead channels [0-2]</li>" in text
+    assert "<li>dense: constant channels [4] (values 0.5)</li>" in text
+    assert "dying ReLU" in text and "model &amp; co" in text and "<details>" not in text
+
+
+def test_a_long_diagnosis_folds_its_table_under_the_layers_with_findings():
+    reports = tuple(
+        LayerReport(f"conv{i}", (4, 4, 2), 2, (1,) if i == 7 else (), (), (), (), (), 0.1)
+        for i in range(HTML_ROWS + 1)
+    )
+    text = Diagnosis("deep", 3, reports)._repr_html_()
+    shown, folded = text.split("<details>")
+    parser = _Cells()
+    parser.feed(shown)
+    assert parser.cells[7:] == ["conv7", "4x4x2", "2", "1", "0", "0", "10.0%"]
+    assert f"<summary>all {HTML_ROWS + 1} layers</summary>" in folded
+    parser = _Cells()
+    parser.feed(folded)
+    assert parser.cells[7::7] == [f"conv{i}" for i in range(HTML_ROWS + 1)]
+    # Without findings the folded table is all there is.
+    clean = tuple(LayerReport(f"c{i}", (2, 2, 1), 1, (), (), (), (), (), 0.0) for i in range(40))
+    text = Diagnosis("clean", 3, clean)._repr_html_()
+    assert text.index("<details>") < text.index("<table>")
+    assert "No dead, constant or input-like channels found." in text

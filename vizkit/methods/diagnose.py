@@ -32,6 +32,8 @@ MEANINGS = {
     "threshold): the layer passes the image through instead of extracting features, a sign "
     "of a badly sized layer (too few or too small filters, or too shallow a stack)",
 }
+# Longer diagnoses fold their full table in a notebook (a MobileNetV2 has 150 layers).
+HTML_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -124,36 +126,33 @@ class Diagnosis:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        """An HTML table for notebooks (every value escaped; no scripts, no styles fetched)."""
+        """HTML for notebooks, laid out like :meth:`summary`: a table of channel counts per layer,
+        then each finding with its channel indices and what it means. Past :data:`HTML_ROWS`
+        layers the full table is folded (``<details>``) under a table of the layers with
+        findings. Every value is escaped; no scripts, no styles fetched."""
         esc = html.escape
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in ("layer", "shape", "channels", "dead", "constant", "input-like", "zeros")
-        )
-        rows = []
-        for r in self.layers:
-            cells = [
-                esc(r.path),
-                esc("x".join(str(s) for s in r.shape)),
-                str(r.channels),
-                esc(channel_list(r.dead)) if r.dead else "0",
-                esc(channel_list(r.constant)) if r.constant else "0",
-                esc(channel_list(r.input_like)) if r.input_like else "0",
-                f"{r.sparsity:.1%}",
-            ]
-            mark = ' style="background:#fde0dd"' if r.has_findings else ""
-            rows.append(f"<tr{mark}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        table = _html_table(self.layers)
+        if len(self.layers) > HTML_ROWS:
+            flagged = [r for r in self.layers if r.has_findings]
+            table = (
+                _html_table(flagged) if flagged else ""
+            ) + f"<details><summary>all {len(self.layers)} layers</summary>{table}</details>"
+        found = [
+            f"<li>{esc(r.path)}: {esc(kind)} channels "
+            f"{esc(channel_list(channels))}{esc(detail)}</li>"
+            for r in self.layers
+            for kind, channels, detail in _findings(r)
+        ]
         kinds = [k for k in MEANINGS if any(f[0] == k for r in self.layers for f in _findings(r))]
         notes = "".join(f"<li><b>{esc(k)}</b>: {esc(MEANINGS[k])}</li>" for k in kinds)
         verdict = (
-            f"<ul>{notes}</ul>"
+            f"<ul>{''.join(found)}</ul><p>What the findings mean:</p><ul>{notes}</ul>"
             if kinds
             else "<p>No dead, constant or input-like channels found.</p>"
         )
         return (
             f"<p><b>Diagnosis of model {esc(repr(self.model_name))} on {self.n_images} "
-            f"images</b></p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
-            f"</tbody></table>{verdict}"
+            f"images</b></p>{table}{verdict}"
         )
 
 
@@ -267,6 +266,28 @@ def channel_list(channels: tuple[int, ...]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
+def _html_table(reports) -> str:
+    """One row per layer: channel counts of each finding (highlighted rows have findings)."""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("layer", "shape", "channels", "dead", "constant", "input-like", "zeros")
+    )
+    rows = []
+    for r in reports:
+        cells = [
+            html.escape(r.path),
+            html.escape("x".join(str(s) for s in r.shape)),
+            str(r.channels),
+            str(len(r.dead)),
+            str(len(r.constant)),
+            str(len(r.input_like)),
+            f"{r.sparsity:.1%}",
+        ]
+        mark = ' style="background:#fde0dd"' if r.has_findings else ""
+        rows.append(f"<tr{mark}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
 def _default_layers(model: keras.Model, grid_args) -> list[str]:
     check_built(model)
     paths = [
@@ -367,13 +388,47 @@ def _batch_stats(act: tf.Tensor, lum: tf.Tensor, dead_tol: float) -> dict:
         "zeros": tf.reduce_sum(tf.cast(tf.abs(act) <= dead_tol, tf.float64), axis=axes),
     }
     if act.shape.rank == 4:
-        up = tf.cast(tf.image.resize(act, tf.shape(lum)[1:3], method="bilinear"), tf.float64)
+        out.update(_upsampled_moments(act, lum[..., 0]))
         out.update(
             n_pix=tf.cast(tf.reduce_prod(tf.shape(lum)), tf.float64),
-            sx=tf.reduce_sum(up, axis=[0, 1, 2]),
-            sxx=tf.reduce_sum(up * up, axis=[0, 1, 2]),
-            sxy=tf.reduce_sum(up * lum, axis=[0, 1, 2]),
             sy=tf.reduce_sum(lum),
             syy=tf.reduce_sum(lum * lum),
         )
     return out
+
+
+def _upsampled_moments(act: tf.Tensor, lum: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Per-channel sums ``sx``, ``sxx``, ``sxy`` of ``up = resize(act)`` (bilinear, to the input
+    size) against ``lum`` ``(N, H, W)``, without building ``up``.
+
+    ``up`` would hold ``N x H x W x C`` float64 values: 16 GB for a batch of 32 ImageNet images
+    and a 1280-channel layer. Bilinear resizing is separable and linear, ``up[n, :, :, c] = Rh @
+    act[n, :, :, c] @ Rw.T`` with ``Rh`` ``(H, h)`` and ``Rw`` ``(W, w)`` (read off by resizing
+    identity matrices), so the sums only need ``(h, w)``-sized terms: ``sx = sum(act * outer(
+    Rh.sum(0), Rw.sum(0)))``, ``sxy = sum(act * Rh.T @ lum @ Rw)`` and ``sxx = sum(act * Gh @ act
+    @ Gw)`` with the Gram matrices ``Gh = Rh.T @ Rh``, ``Gw = Rw.T @ Rw``.
+    """
+    h, w = tf.shape(act)[1], tf.shape(act)[2]
+    size_h, size_w = tf.shape(lum)[1], tf.shape(lum)[2]
+    a = tf.cast(act, tf.float64)
+    rh = _resize_matrix(h, size_h)
+    rw = _resize_matrix(w, size_w)
+    gh = tf.matmul(rh, rh, transpose_a=True)
+    gw = tf.matmul(rw, rw, transpose_a=True)
+    weights = tf.tensordot(tf.reduce_sum(rh, 0), tf.reduce_sum(rw, 0), axes=0)  # (h, w)
+    lum_small = tf.einsum("Hk,nHW,Wl->nkl", rh, lum, rw)  # (N, h, w)
+    mixed = tf.einsum("kK,nKLc,Ll->nklc", gh, a, gw)
+    return {
+        "sx": tf.einsum("nklc,kl->c", a, weights),
+        "sxx": tf.reduce_sum(a * mixed, axis=[0, 1, 2]),
+        "sxy": tf.einsum("nklc,nkl->c", a, lum_small),
+    }
+
+
+def _resize_matrix(n: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """``R`` ``(size, n)`` float64 with ``resize(v) = R @ v`` for bilinear resizing along one
+    axis: the resized columns of the identity (resizing a length-1 axis to 1 changes nothing)."""
+    eye = tf.eye(n, dtype=tf.float32)[None, :, :, None]  # an (n, n) image: column k is e_k
+    return tf.cast(
+        tf.image.resize(eye, tf.stack([size, n]), method="bilinear")[0, :, :, 0], tf.float64
+    )

@@ -15,9 +15,13 @@ from .grids import (
     plot_top_activating,
 )
 from .io import save_figure
+from .notebook import enable_inline
 from .overlays import plot_heatmap, plot_hypercolumn
 from .training import plot_history, plot_message
 from .trust import plot_curves, plot_layer_similarity, plot_randomization
+
+# Inside a Jupyter kernel, returned figures display as pictures (a no-op elsewhere).
+enable_inline()
 
 __all__ = [
     "plot_attention",

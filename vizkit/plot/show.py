@@ -102,7 +102,7 @@ def show(
         title = f"pred {label_of(names_of, predicted[i])} ({probs[i, predicted[i]]:.2f})"
         if target is not None:
             title += f"\nexplained {label_of(names_of, explained[i])}"
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
         for j, name in enumerate(names, start=1):
             cell = fig.add_subplot(grid[i, j])
             plot_heatmap(
@@ -111,8 +111,9 @@ def show(
                 ax=cell,
                 alpha=alpha,
                 colorbar=False,
-                title=name if i == 0 else None,
             )
+            if i == 0:  # the size of the row titles, so long method names fit a narrow column
+                cell.set_title(name, fontsize=9)
     return fig
 
 
