@@ -153,14 +153,19 @@ def ensure_writable(folder: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, *, overwrite: bool = True, durable: bool = True
+) -> Iterator[Path]:
     """A temporary path beside ``path`` that becomes ``path`` only if the block succeeds.
 
     The caller (or a library such as Keras or matplotlib) creates the temporary file; it keeps
     ``path``'s suffix, since some writers check it, and is created like any other file, so it
-    honours the umask (``0644`` under umask 022). On success it is synced and renamed over
-    ``path`` (readers see the old file or the whole new one); on failure it is removed and
-    ``path`` is left as it was. With ``overwrite=False`` the final step is a hard link, so a file
+    honours the umask (``0644`` under umask 022). On success it is synced (``fsync``, unless
+    ``durable=False``) and renamed over ``path`` (readers see the old file or the whole new one,
+    and a killed process leaves one or the other); on failure it is removed and ``path`` is left
+    as it was. ``durable=False`` is for files that can be made again and are checked when they
+    are reused (the export's figures: an ``fsync`` costs milliseconds, more than drawing a small
+    figure), since after a power failure such a file may be empty. With ``overwrite=False`` the final step is a hard link, so a file
     that appeared at ``path`` meanwhile is never replaced (``FileExistsError``).
 
     Raises
@@ -180,7 +185,8 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     tmp = path.parent / f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
     try:
         yield tmp
-        _sync(tmp)
+        if durable:
+            _sync(tmp)
         if overwrite or not _link(tmp, path):
             os.replace(tmp, path)
     except BaseException as exc:
@@ -192,10 +198,12 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
             os.unlink(tmp)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str, *, overwrite: bool = True) -> None:
+def atomic_write(
+    path: str | os.PathLike, data: bytes | str, *, overwrite: bool = True, durable: bool = True
+) -> None:
     """Write ``data`` (str as UTF-8) to ``path`` atomically; see :func:`atomic_path`."""
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    with atomic_path(path, overwrite=overwrite) as tmp:
+    with atomic_path(path, overwrite=overwrite, durable=durable) as tmp:
         # O_EXCL: the random name is ours alone; mode 0o666 lets the umask decide, like `cp`.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as fh:
@@ -209,19 +217,21 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
+def atomic_link(
+    source: str | os.PathLike, path: str | os.PathLike, *, durable: bool = True
+) -> None:
     """Make ``path`` a second name of the finished file ``source``, atomically.
 
     A hard link (no data is copied or synced again) renamed over ``path``; where the file system
     has no hard links, a copy of the bytes written with :func:`atomic_write`.
     """
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, durable=durable) as tmp:
             os.link(source, tmp)
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) or not _no_links(exc):
             raise
-        atomic_write(path, Path(source).read_bytes())
+        atomic_write(path, Path(source).read_bytes(), durable=durable)
 
 
 def _no_links(exc: OSError) -> bool:

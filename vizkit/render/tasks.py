@@ -51,17 +51,23 @@ class ImageTask:
 
 
 def run_task(task: DrawTask | ImageTask) -> dict[str, Any]:
-    """Do ``task``; returns ``{"notes": {...}, "seconds": float}`` (notes: what a caption says
-    about a raster picture; empty for matplotlib figures)."""
+    """Do ``task``; returns ``{"notes": {...}, "seconds": float, "sizes": {format: bytes}}``
+    (notes: what a caption says about a raster picture; empty for matplotlib figures).
+
+    Files are written atomically but not ``fsync``'d one by one (see ``durable`` in
+    :func:`vizkit.core.files.atomic_path`): the manifest records each figure's size, and a
+    resumed export redraws a figure whose file is not that size.
+    """
     start = time.perf_counter()
     if task.umask is not None:  # files honour the umask of the process that asked for them
         os.umask(task.umask)
     if isinstance(task, ImageTask):
-        atomic_write(task.path, encode_png(to_rgb(task.image)))
-        return {"notes": {}, "seconds": time.perf_counter() - start}
+        atomic_write(task.path, encode_png(to_rgb(task.image)), durable=False)
+        return {"notes": {}, "seconds": time.perf_counter() - start, "sizes": {}}
     picture = render(task.kind, task.result, task.image) if task.style == "raster" else None
     figure = None
     png = None
+    sizes = {}
     for fmt, path in task.files.items():
         if fmt == "png" and picture is not None:
             data = picture.png()
@@ -71,12 +77,13 @@ def run_task(task: DrawTask | ImageTask) -> dict[str, Any]:
             data = _figure_bytes(figure, fmt, task.dpi)
         if fmt == "png":
             png = data
-        atomic_write(path, data)
+        atomic_write(path, data, durable=False)
+        sizes[fmt] = len(data)
     if task.thumbnail is not None:
         if picture is not None and png is not None and picture.fits(task.thumbnail_size):
             # Small enough already: the thumbnail is a second name of the figure's file.
-            atomic_link(task.files["png"], task.thumbnail)
-            return {"notes": picture.notes, "seconds": time.perf_counter() - start}
+            atomic_link(task.files["png"], task.thumbnail, durable=False)
+            return {"notes": picture.notes, "seconds": time.perf_counter() - start, "sizes": sizes}
         if picture is not None:
             thumb = picture.thumbnail(task.thumbnail_size)
         else:
@@ -84,9 +91,9 @@ def run_task(task: DrawTask | ImageTask) -> dict[str, Any]:
                 figure = figure if figure is not None else _matplotlib_figure(task)
                 png = _figure_bytes(figure, "png", task.dpi)
             thumb = png_thumbnail(png, task.thumbnail_size)
-        atomic_write(task.thumbnail, thumb)
+        atomic_write(task.thumbnail, thumb, durable=False)
     notes = picture.notes if picture is not None else {}
-    return {"notes": notes, "seconds": time.perf_counter() - start}
+    return {"notes": notes, "seconds": time.perf_counter() - start, "sizes": sizes}
 
 
 def warm_up() -> None:

@@ -25,6 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from ..core.files import atomic_write
@@ -45,6 +46,8 @@ class Entry:
     path relative to the folder without suffix, or the zero-padded index); both are None for
     per-layer figures. ``title`` and ``caption`` are the readable text shown in the report;
     ``notes`` what the picture does not say itself (colour map, value range, units, ...).
+    ``size`` is the file's length in bytes when it was written (figures are not ``fsync``'d one
+    by one: a file of another length, e.g. emptied by a power failure, is drawn again).
     """
 
     path: str
@@ -61,6 +64,7 @@ class Entry:
     title: str = ""
     caption: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    size: int | None = None
 
     @property
     def key(self) -> tuple:
@@ -79,6 +83,15 @@ class Entry:
 
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+
+
+def _file_size(path: Path) -> int | None:
+    """The length of the regular file ``path``, or None if there is none."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size if S_ISREG(stat.st_mode) else None
 
 
 @dataclass
@@ -172,10 +185,12 @@ class Manifest:
         return self._by_key.get(key)
 
     def on_disk(self, entry: Entry) -> bool:
-        """Whether the file of ``entry`` and its thumbnail exist."""
-        if not (self.folder / entry.path).is_file():
+        """Whether the file of ``entry`` (of its recorded size) and its thumbnail (not empty)
+        exist."""
+        size = _file_size(self.folder / entry.path)
+        if not size or (entry.size is not None and size != entry.size):
             return False
-        return not entry.thumbnail or (self.folder / entry.thumbnail).is_file()
+        return not entry.thumbnail or bool(_file_size(self.folder / entry.thumbnail))
 
     def known_paths(self) -> set[str]:
         """Every file this manifest records: figures, thumbnails, input pictures, pages."""

@@ -328,6 +328,7 @@ class Run:
                     title=title,
                     caption=text,
                     notes=notes,
+                    size=result["sizes"].get(fmt),
                 )
             )
         self._advance(1)
