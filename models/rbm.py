@@ -542,5 +542,3 @@ def _progress(total: int, verbose: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="RBM", unit="epoch")
-
-

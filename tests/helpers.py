@@ -137,6 +137,7 @@ def assert_close_f32(actual, expected, *, n_terms: int, scale=None, factor=4.0, 
         np.asarray(actual, np.float64), expected, rtol=0, atol=atol, err_msg=err_msg
     )
 
+
 def linear_model(weights):
     """``score_k = sum(w[..., k] * x)``: no bias, no softmax; gradient x input is exact."""
     weights = np.asarray(weights, np.float32)

@@ -162,6 +162,8 @@ def test_scale_plan_names_the_slowest_stage():
     assert slow_gpu[1]["saliency bound by"] == "writing"  # 64 GPUs outrun one disk
     # Hours are images x seconds per image: one GPU at 100 images/s takes 1.28M / 100 s.
     assert slow_gpu[0]["top-k, 3 layers: hours"] == pytest.approx(scale.IMAGENET / 100 / 3600)
+
+
 def test_trust_benchmark_tables():
     from benchmarks import trust
     from vizkit.metrics import RandomizationResult

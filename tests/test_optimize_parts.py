@@ -58,7 +58,9 @@ def test_terms_read_the_right_numbers():
 
     # Means of 5 x 7 (a channel) or 5 x 7 x 3 (the layer) terms of size at most max|act|.
     size = float(np.abs(act).max())
-    assert_close_f32(call(opt.channel("l", 1)), act[..., 1].mean(axis=(1, 2)), n_terms=35, scale=size)
+    assert_close_f32(
+        call(opt.channel("l", 1)), act[..., 1].mean(axis=(1, 2)), n_terms=35, scale=size
+    )
     per_image = [act[0, ..., 2].mean(), act[1, ..., 0].mean()]
     assert_close_f32(call(opt.channel("l")), per_image, n_terms=35, scale=size)
     # Exact: a neuron is one activation, picked.
