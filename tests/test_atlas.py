@@ -32,6 +32,7 @@ from vizkit.microscope import pictures, site
 DEAD = 2  # the channel of c1 whose bias keeps it below zero on every input
 N_IMAGES = 36
 BATCH = 8  # several chunks, the last one short
+PAGE = 3  # channel cards per page: c1 (4 channels) gets two pages, c2 (3) one
 
 
 def exact_cnn() -> keras.Model:
@@ -127,7 +128,8 @@ def built(tmp_path_factory):
     """One atlas of the exact model, shared by the tests that read it."""
     model, x = exact_cnn(), exact_images()
     out = tmp_path_factory.mktemp("atlas") / "site"
-    index = vizkit.atlas(model, x, out, batch_size=BATCH, maximize_steps=8, progress=False)
+    index = vizkit.atlas(model, x, out, batch_size=BATCH, maximize_steps=8, page_size=PAGE,
+                         progress=False)  # fmt: skip
     return model, x, out, index
 
 
@@ -153,17 +155,44 @@ def test_landing_page_lists_every_conv_layer_with_its_dead_count(built):
     assert "36 images (array)" in index.read_text("utf-8")
 
 
-def test_each_layer_page_has_one_card_per_channel_and_the_sparsity(built):
+def test_each_layer_has_one_card_per_channel_across_its_pages_and_the_sparsity(built):
     model, x, out, _ = built
     reference = numpy_activations(model, x)
     for layer in manifest(out)["layers"]:
         act = reference[layer["name"]]
-        page = read(out / layer["page"])
-        assert page.cards == [f"c{c}" for c in range(act.shape[-1])]
-        assert page.scripts == 0
+        channels = act.shape[-1]
+        pages = [p["file"] for p in layer["pages"]]
+        assert len(pages) == -(-channels // PAGE) and pages[0] == layer["page"]
+        cards = []
+        for number, rel in enumerate(pages):
+            page = read(out / rel)
+            first = number * PAGE
+            assert page.cards == [f"c{c}" for c in range(first, min(first + PAGE, channels))]
+            cards += page.cards
+            assert page.scripts == 0
+            # the channel index of every page reaches every channel, on whichever page it is
+            jumps = [h for h in page.links if "#c" in h and not h.startswith("../")]
+            index, own = jumps[:channels], jumps[channels:]  # then each card's link to itself
+            assert own == [f"#{c}" for c in page.cards]
+            for c, href in enumerate(index):
+                target, anchor = href.split("#")
+                assert (
+                    anchor == f"c{c}"
+                    and f"c{c}" in read(out / "layers" / (target or Path(rel).name)).ids
+                )
+            # the pager links the other pages of the layer (none for a one-page layer)
+            others = {Path(p).name for p in pages} - {Path(rel).name}
+            assert others <= set(page.links) and (len(pages) > 1) == (
+                "channels: " in (out / rel).read_text()
+            )
+        assert cards == [f"c{c}" for c in range(channels)]
         zeros = (act == 0).reshape(-1, act.shape[-1]).mean(axis=0)
         np.testing.assert_allclose([u["sparsity"] for u in layer["units"]], zeros, rtol=1e-12)
         assert layer["sparsity"] == pytest.approx(zeros.mean(), rel=1e-12)
+    assert [p["file"] for p in manifest(out)["layers"][0]["pages"]] == [
+        "layers/c1.html",
+        "layers/c1~p2.html",
+    ]
     text = (out / "layers" / "c1.html").read_text("utf-8")
     assert text.count('class="badge dead"') == 1 and f'id="c{DEAD}" class="dead"' in text
 
@@ -233,19 +262,26 @@ def test_histogram_merge_is_exact_in_any_order_and_the_graph_agrees():
 
 
 # -- files ----------------------------------------------------------------------------------------
-def test_folder_rules_overwrite_and_stale_files(tmp_path):
+def test_folder_rules_as_export_never_replace_a_file_without_overwrite(tmp_path):
     model, x = exact_cnn(), exact_images(10)
     out = tmp_path / "site"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
+    vizkit.atlas(model, x, out, maximize_steps=2, progress=False)  # other files are fine
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "index.html").is_file()
     with pytest.raises(
-        FileExistsError, match=r"not empty \(it holds 1 files or folders that are not an atlas\)"
+        FileExistsError, match=r"index.html' already exists \(written by an earlier atlas\)"
     ):
         vizkit.atlas(model, x, out, maximize_steps=2, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    vizkit.atlas(model, x, out, maximize_steps=2, progress=False, overwrite=True)
-    with pytest.raises(FileExistsError, match="earlier atlas"):
-        vizkit.atlas(model, x, out, maximize_steps=2, progress=False)
+    # a file of the user's where the atlas would write one: refused before any work
+    mine = tmp_path / "mine"
+    (mine / "layers").mkdir(parents=True)
+    (mine / "layers" / "c2.html").write_text("my page")
+    with pytest.raises(FileExistsError, match=r"c2.html' already exists \(not written by vizkit\)"):
+        vizkit.atlas(model, x, mine, maximize_steps=2, progress=False)
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob("*")) == ["layers", "layers/c2.html"]
+    # overwrite: the earlier atlas's files that are not written again go, the user's stay
     vizkit.atlas(model, x, out, layers=["c2"], maximize_steps=2, progress=False, overwrite=True)
     assert not (out / "layers" / "c1.html").exists() and not (out / "layers" / "c1").exists()
     assert (out / "notes.txt").read_text() == "mine"
@@ -268,11 +304,12 @@ def test_names_from_the_model_and_the_data_are_escaped(built, tmp_path):
     model, x, out, _ = built
     evil = "<script>alert(1)</script>"
     # TensorFlow refuses to trace layers named with "<", so the page writer gets them directly.
+    layer = replace(_layer(model, x, "c2"), path=evil)
     result = site.write_site(
         tmp_path / "evil",
         {**{k: v for k, v in manifest(out).items() if k not in ("layers", "files")}, "model": evil},
-        [replace(_layer(model, x, "c2"), path=evil)],
-        layer_order=[evil],
+        [layer],
+        site.plan_files([evil], [(evil, layer.channels)]),
     )
     for page in [result, *(tmp_path / "evil" / "layers").glob("*.html")]:
         text = page.read_text("utf-8")
@@ -352,6 +389,10 @@ def test_command_line(tmp_path, capsys):
     assert layers[0]["units"][0]["top"][0]["id"].startswith("d")
     assert main(argv) == 1  # the folder now holds an atlas
     assert "pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert main([*argv, "--overwrite", "--page-size", "3"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert [p["file"] for p in manifest(out)["layers"][0]["pages"]] == [
+        "layers/c1.html", "layers/c1~p2.html"]  # fmt: skip
     (tmp_path / "empty").mkdir()
     for extra, message in [
         (["--folder", str(tmp_path / "empty")], "holds no image files"),
@@ -368,11 +409,11 @@ def test_command_line(tmp_path, capsys):
 def test_ray_writes_the_same_site_byte_for_byte(ray_local, built, tmp_path):
     model, x, out, _ = built
     remote = tmp_path / "ray"
-    vizkit.atlas(model, x, remote, batch_size=BATCH, maximize_steps=8, progress=False,
-                 engine="ray", workers=2)  # fmt: skip
+    vizkit.atlas(model, x, remote, batch_size=BATCH, maximize_steps=8, page_size=PAGE,
+                 progress=False, engine="ray", workers=2)  # fmt: skip
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == sorted(str(p.relative_to(remote)) for p in remote.rglob("*") if p.is_file())
-    assert len(files) == 2 + 2 + 3 * (4 + 3)  # index, manifest, 2 pages, 3 pictures a channel
+    assert len(files) == 2 + 3 + 3 * (4 + 3)  # index, manifest, 3 pages, 3 pictures a channel
     for rel in files:
         assert (out / rel).read_bytes() == (remote / rel).read_bytes(), rel
     # a model a worker cannot load is one line too

@@ -1018,7 +1018,9 @@ def _configure_atlas(p: argparse.ArgumentParser) -> None:
         '"vizkit[ray]"); the site is the same',
     )
     p.add_argument(
+        "--ray-address",
         "--address",
+        dest="address",
         metavar="ADDR",
         help="Ray cluster for --engine ray: auto, HOST:PORT or ray://HOST:PORT (default: a new "
         "local Ray)",
@@ -1040,12 +1042,15 @@ def _configure_atlas(p: argparse.ArgumentParser) -> None:
         "family such as resnet50 (default: none)",
     )
     p.add_argument(
+        "--page-size", type=_positive, metavar="N", help="channels per layer page (default: 128)"
+    )
+    p.add_argument(
         "--out", required=True, metavar="DIR", help="folder for the site (index.html, layers/)"
     )
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="write into a folder that is not empty (an earlier atlas there is replaced)",
+        help="replace files already in DIR (an earlier atlas's); other files are left alone",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -1058,7 +1063,7 @@ def _run_atlas(args: argparse.Namespace) -> int:
     if len(given) > 1:
         raise ValueError(f"pass one of --images, --folder or --dataset, not {' and '.join(given)}")
     if args.engine == "local" and (args.address or args.workers):
-        raise ValueError("--address and --workers configure --engine ray; add --engine ray")
+        raise ValueError("--ray-address and --workers configure --engine ray; add --engine ray")
     if args.preprocess:
         _preset(args.preprocess)  # a wrong name fails before the model loads
     model = _load_model(args.model, unsafe=args.unsafe)
@@ -1091,6 +1096,7 @@ def _run_atlas(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         preprocess=_preset(args.preprocess) if args.preprocess else None,
         maximize_steps=args.steps,
+        page_size=args.page_size,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )

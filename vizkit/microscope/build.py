@@ -87,6 +87,7 @@ def atlas(
     batch_size: int | None = None,
     preprocess: Callable | str | None = None,
     maximize_steps: int | None = None,
+    page_size: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -109,7 +110,7 @@ def atlas(
         list of image files (resized to the model's input), a ``tf.data`` / ``ray.data``
         dataset or an iterable of batches.
     out_dir : path
-        Folder for the site (created if missing). It must be empty unless ``overwrite``.
+        Folder for the site (created if missing).
     layers : layer spec or list of them, optional
         Layers with a 4-D ``(N, h, w, C)`` output; default every convolution layer with one.
     k : int
@@ -124,10 +125,14 @@ def atlas(
     maximize_steps : int, optional
         Optimisation steps of the maximisation (default: :func:`vizkit.maximize`'s 256; capped
         by ``VIZKIT_MAX_STEPS``).
+    page_size : int, optional
+        Channel cards per page (default 128): a layer with more channels gets several pages.
     overwrite : bool
-        Write into a folder that is not empty (replacing an earlier atlas there).
+        Replace files that exist already (an earlier atlas's, or any file the atlas would
+        write). Without it such a file raises ``FileExistsError`` before any work; other files
+        in ``out_dir`` are left alone either way.
     progress : bool
-        Progress bar over the layers while maximising.
+        Progress bars over the data (on a terminal) and over the layers while maximising.
 
     Returns
     -------
@@ -139,14 +144,14 @@ def atlas(
     ValueError
         For a layer without a 4-D output, a model without such a layer, data without images.
     FileExistsError
-        For a non-empty ``out_dir`` without ``overwrite``.
+        For a file the atlas would replace, without ``overwrite``.
     ConnectionError
         For a Ray ``address`` that does not answer.
     """
     from ..core.batches import file_fit
     from ..core.images import check_model, model_input_shape
     from ..core.sources import open_source
-    from ..engines import resolve_engine, run
+    from ..engines import progress_bars, resolve_engine, run
     from ..methods.top_activating import receptive_field
     from . import site
 
@@ -156,13 +161,16 @@ def atlas(
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
     chosen = resolve_engine(engine, address=address, workers=workers)
+    page_size = site.PAGE_SIZE if page_size is None else positive_int(page_size, "page_size")
     paths = atlas_layers(model, layers)
-    folder = site.prepare_folder(out_dir, overwrite=overwrite)
+    shapes = _shapes(model, paths)
+    plan = site.plan_files(_all_paths(model), [(p, shapes[p][-1]) for p in paths], page_size)
+    folder = site.prepare_folder(out_dir, plan, overwrite=overwrite)
     kind = open_source(data, name="data", **file_fit(model)).kind  # an empty folder fails here
     fields = tuple(receptive_field(model, p) for p in paths)
     job = AtlasJob(tuple(paths), fields, k, preprocess, DEAD_TOL)
-    summaries, n_images = run(job, model, data, batch_size=batch_size, engine=chosen)
-    shapes = _shapes(model, paths)
+    with progress_bars(progress):
+        summaries, n_images = run(job, model, data, batch_size=batch_size, engine=chosen)
     found = []
     for path, field in zip(_bar(paths, progress, "maximising"), fields, strict=True):
         images = _maximize(model, path, shapes[path][-1], steps, preprocess)
@@ -180,7 +188,7 @@ def atlas(
             "copy_threshold": COPY_THRESHOLD,
         },
     }
-    return site.write_site(folder, info, found, layer_order=_all_paths(model))
+    return site.write_site(folder, info, found, plan)
 
 
 def atlas_layers(model: keras.Model, layers=None) -> list[str]:

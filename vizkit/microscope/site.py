@@ -4,14 +4,18 @@ Layout of the folder::
 
     index.html                  the model, the data, one row per layer (dead / constant counts)
     atlas.json                  every number the pages show, and the files written
-    layers/<layer>.html         one card per channel, anchors #c0, #c1, ...
+    layers/<layer>.html         one card per channel, anchors #c0, #c1, ... (the first
+                                PAGE_SIZE channels; layers/<layer>~p2.html the next ones)
     layers/<layer>/cNNN-max.png activation maximisation of channel NNN
     layers/<layer>/cNNN-top.png the receptive-field crops of its top-k images, best first
     layers/<layer>/cNNN-hist.png its activation histogram
 
 Pages hold no scripts, make no network request (a Content-Security-Policy forbids both) and
 no timestamp, so the same inputs give the same bytes; every name from the model or the data
-is escaped. Files are written atomically with the umask's permissions.
+is escaped. Files are written atomically with the umask's permissions. As with
+:func:`vizkit.export`, files already in the folder are never replaced without ``overwrite``
+(the check runs before any work, on the list of files the atlas will write); other files in
+the folder are left alone.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +42,8 @@ MANIFEST = "atlas.json"
 LAYERS = "layers"
 FORMAT = 1
 PREVIEW = 8  # maximisation thumbnails per layer on the landing page
+PAGE_SIZE = 128  # channel cards per layer page (a layer with more gets several pages)
+PAGE_MARK = "~p"  # page n > 1 of a layer: <slug>~p<n>.html ("~" is never in a slug)
 WRITERS = 4  # threads encoding and writing PNGs (OpenCV and file I/O release the GIL)
 
 _CSS = """
@@ -52,6 +59,8 @@ nav.channels{font-size:12px;margin:6px 0;line-height:1.9}
 nav.channels a{display:inline-block;min-width:26px;text-align:center;margin:0 2px;border:1px solid #ccc;border-radius:3px;text-decoration:none;color:#263238;background:#fff}
 nav.channels a.dead{background:#ffcdd2}
 nav.channels a.constant{background:#ffe0b2}
+nav.pages{font-size:13px;margin:8px 0}
+nav.pages a,nav.pages b{margin-right:10px}
 p.legend{font-size:12px;color:#555;max-width:900px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:middle}
@@ -86,14 +95,58 @@ _CSP = (
 )
 
 
-def prepare_folder(out_dir: str | os.PathLike, *, overwrite: bool) -> Path:
-    """``out_dir`` created and writable; a non-empty one only with ``overwrite``.
+@dataclass(frozen=True)
+class LayerFiles:
+    """Where the files of one layer go (paths relative to the site folder, ``/``-separated)."""
+
+    slug: str
+    channels: int
+    page_size: int
+
+    @property
+    def pages(self) -> list[str]:
+        """The layer's pages, the first one ``layers/<slug>.html``."""
+        n = -(-self.channels // self.page_size)
+        return [f"{LAYERS}/{self.slug}{'' if i == 0 else f'{PAGE_MARK}{i + 1}'}.html"
+                for i in range(n)]  # fmt: skip
+
+    def page_of(self, channel: int) -> str:
+        return self.pages[channel // self.page_size]
+
+    def pictures(self, channel: int) -> dict[str, str]:
+        """The maximisation, top-crops and histogram pictures of ``channel``."""
+        width = max(3, len(str(self.channels - 1)))
+        stem = f"{LAYERS}/{self.slug}/c{channel:0{width}d}"
+        return {"max": f"{stem}-max.png", "top": f"{stem}-top.png", "hist": f"{stem}-hist.png"}
+
+    def files(self) -> list[str]:
+        pics = [f for c in range(self.channels) for f in self.pictures(c).values()]
+        return [*self.pages, *pics]
+
+
+def plan_files(
+    layer_order: Sequence[str], layers: Sequence[tuple[str, int]], page_size: int = PAGE_SIZE
+) -> list[LayerFiles]:
+    """The files of each of ``layers`` (``(path, channels)`` pairs).
+
+    ``layer_order`` is every layer path of the model: slugs are given in that order, so a
+    layer's file names do not depend on which layers the atlas shows.
+    """
+    names = UniqueNames(layer_order)
+    return [LayerFiles(names(path), int(channels), int(page_size)) for path, channels in layers]
+
+
+def prepare_folder(
+    out_dir: str | os.PathLike, plan: Sequence[LayerFiles], *, overwrite: bool
+) -> Path:
+    """``out_dir`` created and writable, checked before any work: without ``overwrite`` none of
+    the files the atlas will write (``plan``, ``index.html``, ``atlas.json``) may exist.
 
     Raises
     ------
     FileExistsError
-        ``out_dir`` holds files and ``overwrite`` is False (the message says whether they are
-        an earlier atlas).
+        A file to write exists and ``overwrite`` is False (the message names it and says
+        whether an earlier atlas wrote it).
     NotADirectoryError
         ``out_dir`` is a file.
     """
@@ -101,36 +154,31 @@ def prepare_folder(out_dir: str | os.PathLike, *, overwrite: bool) -> Path:
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"out_dir {str(out_dir)!r} is a file; pass a folder for the site")
     if folder.is_dir() and not overwrite:
-        entries = sum(1 for _ in folder.iterdir())
-        if entries:
-            what = (
-                "an earlier atlas"
-                if (folder / MANIFEST).is_file()
-                else f"{entries} files or folders that are not an atlas"
-            )
-            raise FileExistsError(
-                f"out_dir {str(out_dir)!r} is not empty (it holds {what}); choose an empty or "
-                "new folder, or pass overwrite=True (--overwrite) to write the atlas into it"
-            )
+        earlier = _previous_files(folder)
+        for rel in [INDEX, MANIFEST, *(f for layer in plan for f in layer.files())]:
+            target = contained(folder, *rel.split("/"))
+            if target.exists():
+                why = "written by an earlier atlas" if rel in earlier else "not written by vizkit"
+                raise FileExistsError(
+                    f"{str(target)!r} already exists ({why}); pass overwrite=True (--overwrite) "
+                    "to replace it or choose another output folder"
+                )
     return ensure_writable(folder)
 
 
-def write_site(folder: Path, info: dict[str, Any], layers: Sequence, *, layer_order) -> Path:
+def write_site(
+    folder: Path, info: dict[str, Any], layers: Sequence, plan: Sequence[LayerFiles]
+) -> Path:
     """Write the pages, pictures and ``atlas.json`` of ``layers`` (:class:`LayerAtlas`, in
-    model order) into ``folder``; files listed by an earlier atlas there and not written again
-    are removed. Returns ``index.html``.
-
-    ``layer_order`` is every layer path of the model: file names are given in that order, so a
-    layer's file name does not depend on which layers the atlas shows.
+    model order, their files as ``plan`` says) into ``folder``; files listed by an earlier
+    atlas there and not written again are removed. Returns ``index.html``.
     """
-    names = UniqueNames(layer_order)
-    slugs = [names(layer.path) for layer in layers]
     previous = _previous_files(folder)
     written: list[str] = []
     pictures_todo: list[tuple[str, np.ndarray]] = []
     records = []
-    for layer, slug in zip(layers, slugs, strict=True):
-        record, todo = _layer_files(layer, slug)
+    for layer, files in zip(layers, plan, strict=True):
+        record, todo = _layer_files(layer, files)
         records.append(record)
         pictures_todo += todo
     with ThreadPoolExecutor(WRITERS) as pool:
@@ -141,8 +189,9 @@ def write_site(folder: Path, info: dict[str, Any], layers: Sequence, *, layer_or
             records[i - 1] if i else None,
             records[i + 1] if i + 1 < len(records) else None,
         )
-        _write_text(folder, record["page"], layer_page(info, record, *neighbours))
-        written.append(record["page"])
+        for number, page in enumerate(record["pages"]):
+            _write_text(folder, page["file"], layer_page(info, record, number, *neighbours))
+            written.append(page["file"])
     written += [MANIFEST, INDEX]
     manifest = {"format": FORMAT, **info, "layers": records, "files": sorted(written)}
     _write_text(folder, MANIFEST, json.dumps(manifest, indent=1, allow_nan=False) + "\n")
@@ -152,10 +201,11 @@ def write_site(folder: Path, info: dict[str, Any], layers: Sequence, *, layer_or
 
 
 # -- what one layer shows -------------------------------------------------------------------------
-def _layer_files(layer, slug: str) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
+def _layer_files(layer, plan: LayerFiles) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
     """The record of ``layer`` for the manifest and pages, and its pictures to write."""
     channels = layer.channels
-    width = max(3, len(str(channels - 1)))
+    if plan.channels != channels:
+        raise ValueError(f"plan of {layer.path!r} has {plan.channels} channels, not {channels}")
     tiles, factor = pictures.maximization_tiles(layer.images)
     sparsity = layer.sparsity()
     hist = layer.summary.hist
@@ -163,15 +213,15 @@ def _layer_files(layer, slug: str) -> tuple[dict[str, Any], list[tuple[str, np.n
     todo, units = [], []
     crop_side = 0
     for c in range(channels):
-        stem = f"{LAYERS}/{slug}/c{c:0{width}d}"
         sheet, crop_side = pictures.crop_sheet(layer.crops(c).images)
         counts, edges = hist.used(c)
         bars = pictures.histogram_bars(counts, edges)
-        files = {"max": f"{stem}-max.png", "top": f"{stem}-top.png", "hist": f"{stem}-hist.png"}
+        files = plan.pictures(c)
         todo += [(files["max"], tiles[c]), (files["top"], sheet), (files["hist"], bars)]
         units.append(
             {
                 "channel": c,
+                "page": plan.page_of(c),
                 "sparsity": float(sparsity[c]),
                 "low": _finite(hist.low[c]),
                 "high": _finite(hist.high[c]),
@@ -198,8 +248,12 @@ def _layer_files(layer, slug: str) -> tuple[dict[str, Any], list[tuple[str, np.n
     f = layer.findings
     record = {
         "name": layer.path,
-        "slug": slug,
-        "page": f"{LAYERS}/{slug}.html",
+        "slug": plan.slug,
+        "page": plan.pages[0],
+        "pages": [
+            {"file": page, "first": first, "last": min(channels, first + plan.page_size) - 1}
+            for page, first in zip(plan.pages, range(0, channels, plan.page_size), strict=True)
+        ],
         "shape": list(layer.shape),
         "channels": channels,
         "dead": list(f["dead"]),
@@ -226,7 +280,7 @@ def index_page(info: dict[str, Any], records: Sequence[dict[str, Any]]) -> str:
     for r in records:
         bad = ' class="bad"' if r["dead"] or r["constant"] else ""
         thumbs = "".join(
-            f'<a href="{_url(r["page"])}#c{u["channel"]}"><img src="{_url(u["files"]["max"])}" '
+            f'<a href="{_url(u["page"])}#c{u["channel"]}"><img src="{_url(u["files"]["max"])}" '
             f'alt="channel {u["channel"]}" title="channel {u["channel"]}"></a>'
             for u in r["units"][:PREVIEW]
         )
@@ -269,18 +323,25 @@ def index_page(info: dict[str, Any], records: Sequence[dict[str, Any]]) -> str:
 def layer_page(
     info: dict[str, Any],
     record: dict[str, Any],
+    number: int,
     previous: dict[str, Any] | None,
     following: dict[str, Any] | None,
 ) -> str:
-    """The page of one layer: navigation, a channel index and one card per channel."""
+    """Page ``number`` (from 0) of one layer: navigation, an index of all the layer's channels
+    (linking across pages) and the cards of the page's channels."""
     nav = _layer_nav(record, previous, following)
+    page = record["pages"][number]
+    here = _name(page["file"])
     dead, constant = set(record["dead"]), set(record["constant"])
     jump = "".join(
-        f'<a href="#c{c}"{_flag_class(c, dead, constant)}>{c}</a>'
-        for c in range(record["channels"])
+        f'<a href="{_channel_href(u, here)}"{_flag_class(u["channel"], dead, constant)}>'
+        f"{u['channel']}</a>"
+        for u in record["units"]
     )
+    pager = _pager(record, number)
     k = info["settings"]["k"]
-    cards = "".join(_card(record, unit, dead, constant) for unit in record["units"])
+    units = record["units"][page["first"] : page["last"] + 1]
+    cards = "".join(_card(record, unit, dead, constant) for unit in units)
     columns = (
         f"ol.top{{grid-template-columns:repeat({pictures.CROP_COLUMNS},{record['crop_side']}px)}}"
     )
@@ -291,6 +352,11 @@ def layer_page(
         f"{len(record['input_like'])} input-like, mean sparsity {record['sparsity']:.1%}; "
         f"receptive field {field[0]}x{field[1]} pixels"
     )
+    if len(record["pages"]) > 1:
+        summary += (
+            f"; channels {page['first']} to {page['last']} "
+            f"(page {number + 1} of {len(record['pages'])})"
+        )
     legend = (
         f"Per channel: the input that excites it most ({info['settings']['maximize_steps']} "
         f"steps of activation maximisation); the top {k} of {info['data']['count']} images, "
@@ -303,10 +369,35 @@ def layer_page(
         f"<header><h1>{_esc(info['model'])}: layer {_esc(record['name'])}</h1>"
         f"<p>{_esc(summary)}</p></header><main>{nav}"
         f'<p class="legend">{_esc(legend)}</p>'
-        f'<nav class="channels" aria-label="channels">{jump}</nav>'
-        f'<div class="cards">{cards}</div>{nav}</main>'
+        f'<nav class="channels" aria-label="channels">{jump}</nav>{pager}'
+        f'<div class="cards">{cards}</div>{pager}{nav}</main>'
     )
-    return _document(f"{info['model']}: {record['name']}", body, extra_css=columns)
+    title = f"{info['model']}: {record['name']}"
+    if len(record["pages"]) > 1:
+        title += f" ({number + 1}/{len(record['pages'])})"
+    return _document(title, body, extra_css=columns)
+
+
+def _channel_href(unit: dict[str, Any], here: str) -> str:
+    """Link to ``unit``'s card from the layer page file ``here``."""
+    page = _name(unit["page"])
+    return f"#c{unit['channel']}" if page == here else f"{_url(page)}#c{unit['channel']}"
+
+
+def _pager(record: dict[str, Any], number: int) -> str:
+    """Links to the pages of a layer with several (empty for one page)."""
+    pages = record["pages"]
+    if len(pages) < 2:
+        return ""
+    parts = []
+    for i, page in enumerate(pages):
+        label = f"{page['first']}&ndash;{page['last']}"
+        if i == number:
+            parts.append(f'<b aria-current="page">{label}</b>')
+        else:
+            rel = ' rel="prev"' if i == number - 1 else ' rel="next"' if i == number + 1 else ""
+            parts.append(f'<a{rel} href="{_url(_name(page["file"]))}">{label}</a>')
+    return f'<nav class="pages" aria-label="pages of channels">channels: {" ".join(parts)}</nav>'
 
 
 def _card(record: dict[str, Any], unit: dict[str, Any], dead: set, constant: set) -> str:
