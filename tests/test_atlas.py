@@ -261,6 +261,61 @@ def test_histogram_merge_is_exact_in_any_order_and_the_graph_agrees():
             assert used == 1 if c == 1 else 17 <= used <= whole.bins, (trial, c, used)
 
 
+def detector_model() -> keras.Model:
+    """conv "det" (3 channels, ReLU) on 12x12 gray images: channel 0 detects a bright plus
+    sign (+1 on the plus, -1 on the corners of its 3x3 box, bias -2: plain noise in [0, 0.25]
+    never reaches 0), channel 1 has zero weights and bias -0.5 (dead), channel 2 zero weights
+    and bias 0.5 (constant 0.5)."""
+    plus = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.float32)
+    kernel = np.zeros((3, 3, 1, 3), np.float32)
+    kernel[..., 0, 0] = 2 * plus - 1
+    inp = keras.Input((12, 12, 1))
+    det = keras.layers.Conv2D(3, 3, activation="relu", name="det")
+    out = keras.layers.Dense(2)(keras.layers.GlobalMaxPooling2D()(det(inp)))
+    model = keras.Model(inp, out, name="detector")
+    det.set_weights([kernel, np.array([-2.0, -0.5, 0.5], np.float32)])
+    return model
+
+
+def test_known_answers_a_plus_detector_a_dead_and_a_constant_channel(tmp_path):
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0, 0.25, (30, 12, 12, 1)).astype(np.float32)
+    with_plus = {3: (2, 5), 7: (8, 1), 11: (4, 4), 19: (0, 9), 25: (9, 8)}  # image: box corner
+    for i, (r, c) in with_plus.items():
+        x[i, r + 1, c : c + 3, 0] = 1.0
+        x[i, r : r + 3, c + 1, 0] = 1.0
+    out = tmp_path / "site"
+    vizkit.atlas(detector_model(), x, out, maximize_steps=4, batch_size=7, progress=False)
+    (layer,) = manifest(out)["layers"]
+    assert (layer["dead"], layer["constant"], layer["constant_values"]) == ([1], [2], [0.5])
+    plus, dead, constant = layer["units"]
+    top = plus["top"]
+    # the five images with a plus come first, their crops are the plus's 3x3 box ...
+    assert {t["index"] for t in top[:5]} == set(with_plus)
+    assert [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
+    for t, box in zip(top[:5], plus["boxes"][:5], strict=True):
+        r, c = with_plus[t["index"]]
+        corners = x[t["index"], [r, r, r + 2, r + 2], [c, c + 2, c, c + 2], 0].sum()
+        assert box == [r, c, r + 3, c + 3]
+        assert t["score"] == pytest.approx(5 - corners - 2, abs=1e-6)  # float32 sums of <= 9
+    # ... then the others tie at 0 (ReLU) and the lower index wins
+    assert [t["index"] for t in top[5:]] == [0, 1, 2, 4] and [t["score"] for t in top[5:]] == [
+        0
+    ] * 4
+    # the histogram of the detector: all but the five plus locations are 0
+    n = 30 * 10 * 10
+    assert plus["histogram"]["counts"][0] == n - 5 and sum(plus["histogram"]["counts"]) == n
+    assert plus["sparsity"] == pytest.approx((n - 5) / n, rel=1e-12)
+    assert (dead["sparsity"], constant["sparsity"]) == (1.0, 0.0)
+    assert dead["histogram"]["counts"] == [n] and constant["histogram"]["counts"] == [n]
+    assert constant["low"] == constant["high"] == 0.5
+    page = (out / layer["page"]).read_text("utf-8")
+    assert 'id="c1" class="dead"' in page and 'id="c2" class="constant"' in page
+    assert "constant 0.5<" in page
+    rows = read(out / "index.html").rows
+    assert rows[0][:5] == ["det", "10x10x3", "3", "1", "1"]
+
+
 # -- files ----------------------------------------------------------------------------------------
 def test_folder_rules_as_export_never_replace_a_file_without_overwrite(tmp_path):
     model, x = exact_cnn(), exact_images(10)
