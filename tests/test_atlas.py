@@ -416,6 +416,7 @@ def test_bad_input_is_one_clear_line(tmp_path):
         with pytest.raises(kind, match=message) as caught:
             vizkit.atlas(model, args.pop("data"), tmp_path / f"out{i}", progress=False, **args)
         assert "\n" not in str(caught.value)
+        assert not (tmp_path / f"out{i}").exists()  # refused before anything is written
     pytest.importorskip("ray")
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))

@@ -165,8 +165,8 @@ def atlas(
     paths = atlas_layers(model, layers)
     shapes = _shapes(model, paths)
     plan = site.plan_files(_all_paths(model), [(p, shapes[p][-1]) for p in paths], page_size)
-    folder = site.prepare_folder(out_dir, plan, overwrite=overwrite)
     kind = open_source(data, name="data", **file_fit(model)).kind  # an empty folder fails here
+    folder = site.prepare_folder(out_dir, plan, overwrite=overwrite)
     fields = tuple(receptive_field(model, p) for p in paths)
     job = AtlasJob(tuple(paths), fields, k, preprocess, DEAD_TOL)
     with progress_bars(progress):
