@@ -993,6 +993,117 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_atlas(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    _image_args(p, count_help="dataset test images to read (default: the whole test split)")
+    p.add_argument(
+        "--folder",
+        metavar="DIR",
+        help="a folder of image files (searched recursively), read chunk by chunk, so any "
+        "number of images fits in memory",
+    )
+    p.add_argument(
+        "--layer",
+        action="append",
+        metavar="NAME",
+        help="a layer with a 4-D output (name, nested path like backbone/conv1, or index); "
+        "repeat for several; default: every convolution layer with a 4-D output",
+    )
+    p.add_argument("-k", type=_positive, default=9, help="dataset images shown per channel")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the pass over the data runs: this process, or Ray workers (pip install "
+        '"vizkit[ray]"); the site is the same',
+    )
+    p.add_argument(
+        "--ray-address",
+        "--address",
+        dest="address",
+        metavar="ADDR",
+        help="Ray cluster for --engine ray: auto, HOST:PORT or ray://HOST:PORT (default: a new "
+        "local Ray)",
+    )
+    p.add_argument(
+        "--workers", type=_positive, metavar="N", help="Ray workers (default: one per CPU)"
+    )
+    p.add_argument(
+        "--batch-size", type=_positive, metavar="N", help="images per chunk (default: 32)"
+    )
+    p.add_argument(
+        "--steps", type=_positive, metavar="N", help="activation-maximisation steps (default: 256)"
+    )
+    p.add_argument(
+        "--preprocess",
+        metavar="NAME",
+        help="input preprocessing the model was trained with, applied inside the graph to "
+        "images in [0, 1]: none, scale255, tf ([-1, 1]), torch, caffe, or a keras.applications "
+        "family such as resnet50 (default: none)",
+    )
+    p.add_argument(
+        "--page-size", type=_positive, metavar="N", help="channels per layer page (default: 128)"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the site (index.html, layers/)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files already in DIR (an earlier atlas's); other files are left alone",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _run_atlas(args: argparse.Namespace) -> int:
+    from .microscope import atlas
+
+    given = [flag for flag, value in (("--images", args.images), ("--folder", args.folder),
+                                      ("--dataset", args.dataset)) if value]  # fmt: skip
+    if len(given) > 1:
+        raise ValueError(f"pass one of --images, --folder or --dataset, not {' and '.join(given)}")
+    if args.engine == "local" and (args.address or args.workers):
+        raise ValueError("--ray-address and --workers configure --engine ray; add --engine ray")
+    if args.preprocess:
+        _preset(args.preprocess)  # a wrong name fails before the model loads
+    model = _load_model(args.model, unsafe=args.unsafe)
+    if args.folder:
+        if not Path(args.folder).is_dir():
+            raise NotADirectoryError(f"no folder at {args.folder!r} (--folder)")
+        data = args.folder
+    elif args.dataset:
+        import models
+
+        data = models.load_dataset(args.dataset).x_test[: args.count]
+    elif args.images:
+        data = list(args.images)
+    else:
+        raise ValueError(
+            "no images: pass --dataset NAME [--count N], --images FILE ... or --folder DIR"
+        )
+    layers = None
+    if args.layer:
+        layers = [int(n) if re.fullmatch(r"-?\d+", n) else n for n in args.layer]
+    index = atlas(
+        model,
+        data,
+        args.out,
+        layers=layers,
+        k=args.k,
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        preprocess=_preset(args.preprocess) if args.preprocess else None,
+        maximize_steps=args.steps,
+        page_size=args.page_size,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(index)
+    return 0
+
+
 # -- loading ------------------------------------------------------------------------------------
 def _load_model(path: str, *, unsafe: bool):
     import models
@@ -1244,6 +1355,16 @@ COMMANDS: dict[str, Command] = {
         "DIR/index.html.",
     ),
 }
+COMMANDS["atlas"] = Command(
+    "every channel of a model's conv layers as a static site (maximisation, top images, flags)",
+    _configure_atlas,
+    _run_atlas,
+    description="Reads the images once (on this machine or on Ray) and writes DIR/index.html, a "
+    "landing page of layers with their dead-channel counts, and one page per layer with a "
+    "card per channel: its activation-maximisation image, the receptive-field crops of the "
+    "-k dataset images that excite it most (scores and image ids), its dead / constant / "
+    "input-like flags, its sparsity and a histogram of its activations.",
+)
 COMMANDS["style-transfer"] = Command(
     "paint a content image in the style of another with a model's features (Gatys et al.)",
     _configure_style_transfer,

@@ -324,6 +324,7 @@ EXTRAS: dict[str, str] = {
     "load_maps": "vizkit.engines.maps:load_maps",
     "evaluate": "vizkit.metrics.report_card:evaluate",
     "TrustTable": "vizkit.metrics.report_card:TrustTable",
+    "atlas": "vizkit.microscope.build:atlas",
 }
 
 

@@ -22,6 +22,7 @@ importing this package never imports Ray or TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -46,6 +47,7 @@ __all__ = [
     "iter_chunks",
     "merge_layers",
     "ordered",
+    "progress_bars",
     "resolve_engine",
     "run",
     "spec_for",
@@ -180,9 +182,24 @@ def ordered(data) -> Iterator[None]:
         options.preserve_order = before
 
 
+_BARS: contextvars.ContextVar[bool] = contextvars.ContextVar("vizkit_engine_bars", default=True)
+
+
+@contextlib.contextmanager
+def progress_bars(show: bool) -> Iterator[None]:
+    """Within the block, dataset jobs show (``True``, on a terminal) or hide their progress bar
+    over the chunks (for callers with a ``progress=False`` option)."""
+    token = _BARS.set(bool(show))
+    try:
+        yield
+    finally:
+        _BARS.reset(token)
+
+
 def progress(chunks, total: int | None):
-    """``chunks`` with a progress bar on a terminal when the job is long enough to need one."""
-    if total is not None and total < 8:
+    """``chunks`` with a progress bar on a terminal when the job is long enough to need one
+    (and :func:`progress_bars` does not hide it)."""
+    if (total is not None and total < 8) or not _BARS.get():
         return chunks
     from tqdm.auto import tqdm
 

@@ -1,4 +1,5 @@
-"""The dataset jobs of :func:`vizkit.top_activating` and :func:`vizkit.diagnose`.
+"""The dataset jobs of :func:`vizkit.top_activating`, :func:`vizkit.diagnose` and
+:func:`vizkit.atlas`.
 
 Each job is a small picklable description; ``partial`` runs the method's compiled pass on one
 chunk (the method modules own how activations are extracted), ``merge`` is a reduction from
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .chunks import Chunk
-from .reductions import ChannelStats, TopK, merge_layers
+from .reductions import HIST_BINS, ChannelStats, Histogram, TopK, merge_layers
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,70 @@ class DiagnoseJob:
 
     def merge(self, acc, part):
         return merge_layers(acc, part)
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """What the atlas keeps of one layer: the top-k images of every channel (payload: the
+    receptive-field crop, its box, the argmax location and the image id), the channel
+    statistics and the activation histograms."""
+
+    top: TopK
+    stats: ChannelStats
+    hist: Histogram
+
+    def merge(self, other: LayerSummary) -> LayerSummary:
+        return LayerSummary(
+            self.top.merge(other.top), self.stats.merge(other.stats), self.hist.merge(other.hist)
+        )
+
+
+@dataclass(frozen=True)
+class AtlasJob:
+    """The atlas's single pass: for every layer in ``layers`` (4-D outputs) a
+    :class:`LayerSummary` of every channel, from one forward pass per chunk.
+
+    ``fields[i]`` is the :class:`vizkit.methods.top_activating.ReceptiveField` of
+    ``layers[i]``; the crops are cut as :func:`vizkit.top_activating` with ``crops=True`` cuts
+    them, and the top-k follows the same order (higher score first, then lower index).
+    """
+
+    layers: tuple[str, ...]
+    fields: tuple[Any, ...]
+    k: int = 9
+    preprocess: Callable | None = None
+    dead_tol: float = 0.0
+    bins: int = HIST_BINS
+
+    def partial(self, model, chunk: Chunk) -> dict[str, LayerSummary]:
+        from ..methods.top_activating import receptive_crop
+        from ..microscope.compute import layer_summaries
+
+        found = layer_summaries(
+            model,
+            self.layers,
+            chunk.images,
+            preprocess=self.preprocess,
+            dead_tol=self.dead_tol,
+            bins=self.bins,
+        )
+        out = {}
+        for path, field in zip(self.layers, self.fields, strict=True):
+            summary = found[path]
+            locations = summary["top"]["locations"]
+
+            def extra(row: int, unit: int, locations=locations, field=field):
+                patch, box, loc = receptive_crop(chunk.images[row], locations[row, unit], field)
+                return patch, box, loc, chunk.ids[row]
+
+            out[path] = LayerSummary(
+                TopK.of_batch(summary["top"]["scores"], chunk.start, self.k, extra),
+                ChannelStats.of_batch(summary["stats"]),
+                Histogram.of_batch(summary["hist"]),
+            )
+        return out
+
+    def merge(self, acc, part: dict[str, LayerSummary]) -> dict[str, LayerSummary]:
+        if acc is None:
+            return dict(part)
+        return {path: acc[path].merge(summary) for path, summary in part.items()}

@@ -324,7 +324,9 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
-def _luminance(x: tf.Tensor) -> tf.Tensor:
+def luminance(x: tf.Tensor) -> tf.Tensor:
+    """In-graph luminance ``(N, H, W)`` of images ``(N, H, W, C)`` (ITU-R BT.601 weights for
+    RGB, the channel mean otherwise)."""
     if x.shape[-1] == 3:
         return tf.tensordot(x, tf.constant([0.299, 0.587, 0.114], x.dtype), axes=1)
     return tf.reduce_mean(x, axis=-1)
@@ -366,9 +368,11 @@ def _stats_fn(model, grids: tuple, dead_tol: float, preprocess, example):
     def make():
         def fn(x):
             captured = forward(model, x, tap)[1]
-            lum = tf.cast(_luminance(x), tf.float64)[..., None]  # (N, H, W, 1)
+            lum = tf.cast(luminance(x), tf.float64)[..., None]  # (N, H, W, 1)
             return {
-                p: _batch_stats(captured[p] if g is None else g.to_grid(captured[p]), lum, dead_tol)
+                p: activation_stats(
+                    captured[p] if g is None else g.to_grid(captured[p]), lum, dead_tol
+                )
                 for p, g in grids
             }
 
@@ -377,8 +381,11 @@ def _stats_fn(model, grids: tuple, dead_tol: float, preprocess, example):
     return compiled(model, ("diagnose", tap, dead_tol, grids), make)
 
 
-def _batch_stats(act: tf.Tensor, lum: tf.Tensor, dead_tol: float) -> dict:
-    """Per-channel reductions of one batch (float64 sums so long streams stay exact enough)."""
+def activation_stats(act: tf.Tensor, lum: tf.Tensor, dead_tol: float) -> dict:
+    """In-graph per-channel reductions of one batch of a layer's output ``act`` (``(N, h, w,
+    C)`` or ``(N, C)``) against the input luminance ``lum`` ``(N, H, W, 1)`` float64: the
+    statistics :class:`vizkit.engines.reductions.ChannelStats` merges (float64 sums so long
+    streams stay exact enough)."""
     axes = list(range(act.shape.rank - 1))
     out = {
         "count": tf.cast(tf.reduce_prod(tf.shape(act)[:-1]), tf.float64),

@@ -240,19 +240,27 @@ def receptive_field(model: keras.Model, layer) -> ReceptiveField:
     )
 
 
+def map_scores(act: tf.Tensor, units: tf.Tensor, reduce: str = "max") -> tuple:
+    """In-graph scores of the images of a batch for ``units`` of one layer's output ``act``.
+
+    ``act`` is ``(n, h, w, c)`` or ``(n, c)``; returns ``scores`` ``(n, U)`` (max or mean of each
+    unit's map, the unit's value for a 2-D layer) and ``locations`` int32 ``(n, U, 2)``, the
+    ``(row, col)`` of each unit's strongest activation (zeros for a 2-D layer). Ties in the map
+    go to the first position in row-major order.
+    """
+    act = tf.gather(act, units, axis=-1)
+    if act.shape.rank == 2:
+        return act, tf.zeros((tf.shape(act)[0], tf.shape(units)[0], 2), tf.int32)
+    flat = tf.reshape(act, (tf.shape(act)[0], -1, tf.shape(units)[0]))  # (n, h*w, U)
+    score = tf.reduce_max(flat, 1) if reduce == "max" else tf.reduce_mean(flat, 1)
+    arg = tf.cast(tf.argmax(flat, axis=1), tf.int32)
+    width = tf.shape(act)[2]
+    return score, tf.stack([arg // width, arg % width], axis=-1)
+
+
 # --------------------------------------------------------------------------------------------
 def _score_fn(model, paths: tuple[str, ...], preprocess, reduce: str, grids, example: np.ndarray):
     tap = Tap(capture=paths, preprocess=preprocess)
-
-    def scores(act, units):
-        act = tf.gather(act, units, axis=-1)
-        if act.shape.rank == 2:
-            return act, tf.zeros((tf.shape(act)[0], tf.shape(units)[0], 2), tf.int32)
-        flat = tf.reshape(act, (tf.shape(act)[0], -1, tf.shape(units)[0]))  # (n, h*w, U)
-        score = tf.reduce_max(flat, 1) if reduce == "max" else tf.reduce_mean(flat, 1)
-        arg = tf.cast(tf.argmax(flat, axis=1), tf.int32)
-        width = tf.shape(act)[2]
-        return score, tf.stack([arg // width, arg % width], axis=-1)
 
     def make():
         def fn(x, units):
@@ -261,7 +269,7 @@ def _score_fn(model, paths: tuple[str, ...], preprocess, reduce: str, grids, exa
                 captured[p] if g is None else g.to_grid(captured[p])
                 for p, g in zip(paths, grids, strict=True)
             ]
-            return tuple(scores(a, u) for a, u in zip(acts, units, strict=True))
+            return tuple(map_scores(a, u, reduce) for a, u in zip(acts, units, strict=True))
 
         unit_specs = tuple(tf.TensorSpec((None,), tf.int32) for _ in paths)
         return fn, (image_spec(example), unit_specs)
