@@ -244,6 +244,10 @@ def test_ray_returns_exactly_what_local_returns(ray_local, n, batch_size, worker
         for a, b in zip(local[2], remote[2], strict=True):
             np.testing.assert_array_equal(a.images, b.images)
             np.testing.assert_array_equal(a.boxes, b.boxes)
+    # The diagnosis' sums are folded in chunk order on both engines: equal, not just close.
+    assert vizkit.diagnose(
+        model, x, batch_size=batch_size, engine="ray", workers=workers
+    ) == vizkit.diagnose(model, x, batch_size=batch_size)
 
 
 @pytest.mark.slow
