@@ -894,7 +894,7 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="threads drawing figures (default: up to 4); with --engine ray, Ray workers, each "
-        "computing, drawing and writing its chunks of images (default: one per CPU)",
+        "computing, drawing and writing its chunks of images (then one per CPU unless given)",
     )
     _engine_args(p, workers=False)
     p.add_argument(
