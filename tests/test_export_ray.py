@@ -7,6 +7,7 @@ Uses the session's local Ray with two CPUs (the ``ray_local`` fixture in conftes
 import importlib
 import json
 import re
+import sys
 
 import cv2
 import keras
@@ -136,3 +137,11 @@ def test_cli_export_on_ray(ray_local, model, tmp_path, capsys, monkeypatch):
     assert cli.main([*argv, "--out", str(tmp_path / "x"), "--address", "auto"]) == 1
     err = capsys.readouterr().err
     assert "only apply to engine='ray'" in err and err.count("\n") == 1
+
+
+def test_without_ray_nothing_is_written(model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    with pytest.raises(ImportError, match=r'pip install "vizkit\[ray\]"'):
+        export(model, digits(2), tmp_path / "out", engine="ray", progress=False)
+    assert not (tmp_path / "out").exists()

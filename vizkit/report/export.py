@@ -320,14 +320,20 @@ def export(
 
 def _engine(engine, address, workers):
     """None for the local, pipelined export; else the engine object of the chunk job."""
-    from ..engines import resolve_engine
+    from ..engines import RayEngine, resolve_engine
+    from ..engines.ray_engine import import_ray
 
     if isinstance(engine, str) and engine == "local":
         resolve_engine(engine, address=address)  # refuses an address without Ray
         return None
-    if isinstance(engine, str):
-        return resolve_engine(engine, address=address, workers=workers)
-    return resolve_engine(engine, address=address)
+    chosen = (
+        resolve_engine(engine, address=address, workers=workers)
+        if isinstance(engine, str)
+        else resolve_engine(engine, address=address)
+    )
+    if isinstance(chosen, RayEngine):
+        import_ray()  # without Ray: say how to install it before any file is written
+    return chosen
 
 
 def render_method(
