@@ -180,3 +180,16 @@ def test_bad_evaluate_fails_before_writing(value, error, fragment, model, images
         export(model, images, tmp_path / "out", methods=["filters"], evaluate=value,
                progress=False)  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+def test_a_foreign_file_in_the_trust_folder_is_not_replaced(model, images, tmp_path):
+    foreign = tmp_path / "tiny" / "_trust" / "trust_curves.png"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"mine")
+    options = {"methods": ["vanilla"], "metrics": ["deletion"], "steps": 2}
+    kwargs = {"methods": [], "diagnose": False, "progress": False, "evaluate": options}
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export(model, images[:2], tmp_path, **kwargs)
+    assert foreign.read_bytes() == b"mine"
+    export(model, images[:2], tmp_path, overwrite=True, **kwargs)
+    assert cv2.imread(str(foreign)) is not None
