@@ -189,6 +189,21 @@ def test_export_and_diagnose_commands(saved, tmp_path, capsys):
     assert code == 0 and "Diagnosis of model 'tiny'" in out
 
 
+def test_export_evaluate_adds_the_default_trust_card(saved, tmp_path, capsys):
+    from vizkit.metrics.names import DEFAULT_METHODS, DEFAULT_METRICS
+
+    code, _, err = run(
+        capsys, "export", saved / "tiny.keras", "--dataset", "digits", "--count", "3", "--methods",
+        "filters", "--no-diagnose", "--evaluate", "--out", tmp_path / "rep", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    card = json.loads((tmp_path / "rep" / "manifest.json").read_text())["trust"]["tiny"]
+    assert card["table"]["methods"] == list(DEFAULT_METHODS)
+    assert card["table"]["metrics"] == list(DEFAULT_METRICS)
+    assert card["params"]["images"] == 3  # the export's images (fewer than the default 64)
+    assert "<h3>Which map to trust</h3>" in (tmp_path / "rep" / "index.html").read_text()
+
+
 def test_models_lists_registry(capsys):
     code, out, _ = run(capsys, "models", "lenet*")
     assert code == 0 and "lenet5" in out.split() and "vgg16" not in out

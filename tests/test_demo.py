@@ -68,6 +68,26 @@ def test_index_links_every_figure_kind_and_every_link_exists(demo_dir):
 
 
 @pytest.mark.slow
+def test_which_map_to_trust_is_in_the_report(demo_dir):
+    card = json.loads((demo_dir / "manifest.json").read_text())["trust"]["lenet5"]
+    table = card["table"]
+    assert table["methods"] == ["vanilla", "guided", "gradcam"]  # quick mode: a small card
+    assert table["metrics"] == ["deletion", "randomization"]
+    assert card["params"]["images"] == 4 and table["settings"]["images"] == 4
+    assert table["verdict"] and [f["path"].rsplit("/", 1)[1] for f in card["figures"]] == [
+        "trust_curves.png",
+        "trust_randomization.png",
+        "trust_layers.png",
+    ]
+    page = (demo_dir / "index.html").read_text(encoding="utf-8")
+    assert "<h3>Which map to trust</h3>" in page and 'href="#trust-lenet5"' in page
+    links = set(_links(demo_dir / "index.html"))
+    for figure in card["figures"]:
+        assert {figure["path"], figure["thumbnail"]} <= links
+        assert (demo_dir / figure["path"]).is_file()
+
+
+@pytest.mark.slow
 def test_non_empty_folder_is_refused_without_overwrite(demo_dir, capsys):
     before = (demo_dir / "manifest.json").read_bytes()
     with pytest.raises(FileExistsError, match="overwrite"):

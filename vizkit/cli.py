@@ -280,6 +280,41 @@ def _out_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
+def _engine_args(p: argparse.ArgumentParser, *, workers: bool = True) -> None:
+    """``--engine``, ``--address`` and (unless the command has its own) ``--workers``."""
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the pass over the images runs: this process, or Ray workers (pip install "
+        "'vizkit[ray]'; the same results)",
+    )
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="Ray cluster for --engine ray: auto, HOST:PORT or ray://HOST:PORT (default: a "
+        "local Ray on this machine)",
+    )
+    if workers:
+        p.add_argument(
+            "--workers",
+            type=_positive,
+            metavar="N",
+            help="Ray workers for --engine ray (default: one per CPU of the cluster)",
+        )
+
+
+def _engine_options(args: argparse.Namespace) -> dict:
+    """``engine``/``address``/``workers`` keywords from ``--engine``, ``--address``,
+    ``--workers`` (the last two only apply to ``--engine ray``)."""
+    if args.engine != "ray":
+        given = [f for f, v in (("--address", args.address), ("--workers", args.workers)) if v]
+        if given:
+            raise ValueError(f"{' and '.join(given)} only apply to --engine ray")
+        return {}
+    return {"engine": "ray", "address": args.address, "workers": args.workers}
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -399,6 +434,8 @@ def _configure_method(spec: MethodSpec) -> Callable[[argparse.ArgumentParser], N
                 "to images in [0, 1]: none, scale255, tf ([-1, 1]), torch, caffe, or a "
                 "keras.applications family such as resnet50 or mobilenet_v2 (default: none)",
             )
+        if spec.engines:
+            _engine_args(p)
         if spec.target:
             p.add_argument(
                 "--labels",
@@ -585,6 +622,8 @@ def _method_options(spec: MethodSpec, args: argparse.Namespace) -> dict:
     preset = getattr(args, "preprocess", None)
     if preset and _preset(preset) is not None:
         options["preprocess"] = _preset(preset)
+    if spec.engines:
+        options.update(_engine_options(args))
     return options
 
 
@@ -851,7 +890,18 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-resume", action="store_true", help="do not skip files already written")
     p.add_argument("--no-diagnose", action="store_true", help="leave out the diagnosis table")
     p.add_argument(
-        "--workers", type=int, metavar="N", help="threads drawing figures (default: up to 4)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="threads drawing figures (default: up to 4); with --engine ray, Ray workers, each "
+        "computing, drawing and writing its chunks of images (then one per CPU unless given)",
+    )
+    _engine_args(p, workers=False)
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="add the 'Which map to trust' section: faithfulness metrics and the randomisation "
+        "sanity check for every explanation method, on the first 64 images",
     )
     p.add_argument("--page-size", type=_positive, default=200, help="figures per HTML page")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -904,6 +954,9 @@ def _run_export(args: argparse.Namespace) -> int:
         labels=labels,
         workers=args.workers,
         page_size=args.page_size,
+        engine=args.engine,
+        address=args.address,
+        evaluate=args.evaluate,
     )
     print(index)
     return 0
@@ -912,6 +965,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def _configure_diagnose(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     _image_args(p)
+    _engine_args(p)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
 
 
@@ -922,7 +976,7 @@ def _run_diagnose(args: argparse.Namespace) -> int:
 
     model = _load_model(args.model, unsafe=args.unsafe)
     images = _read_images(args, model, required=True)
-    result = vizkit.diagnose(model, images)
+    result = vizkit.diagnose(model, images, **_engine_options(args))
     if args.json:
         from .core.jsonutil import jsonable
 

@@ -4,7 +4,9 @@ The demo is the README's main job: on 2 CPU cores it runs in about two minutes a
 HTML report (``index.html``) linking filters, feature maps of every layer, hypercolumns,
 activation maximisation of every conv channel and every class, saliency (all methods),
 Grad-CAM, occlusion, DeepDream on a photo, top-activating examples, the dead-map diagnosis,
-RBM filters and reconstructions, the training curves and the misclassified test digits.
+"Which map to trust" (faithfulness metrics and the randomisation sanity check of every
+explanation method), RBM filters and reconstructions, the training curves and the
+misclassified test digits.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class DemoSizes:
     rbm_epochs: int
     n_wrong: int  # misclassified digits shown
     few_layers: bool  # only the first layers (rendering 120-tile grids is the slow part)
+    n_trust: int  # test digits of the "Which map to trust" card
+    trust: tuple[tuple[str, tuple[str, ...]], ...]  # vizkit.evaluate options (none: defaults)
 
 
 FULL = DemoSizes(
@@ -53,6 +57,8 @@ FULL = DemoSizes(
     rbm_epochs=5,
     n_wrong=24,
     few_layers=False,
+    n_trust=32,
+    trust=(),
 )
 QUICK = DemoSizes(
     n_train=1000,
@@ -67,6 +73,11 @@ QUICK = DemoSizes(
     rbm_epochs=1,
     n_wrong=8,
     few_layers=True,
+    n_trust=4,
+    trust=(
+        ("methods", ("vanilla", "guided", "gradcam")),
+        ("metrics", ("deletion", "randomization")),
+    ),
 )
 
 
@@ -135,6 +146,8 @@ def run_demo(
     pool = data.x_test[: sizes.n_pool]
     common = {"progress": progress, "overwrite": overwrite, "model_name": "lenet5", "dpi": 80}
     stages.run("export figures", _export_all, model, images, pool, out, sizes, seed, common)
+    stages.run("which map to trust", _trust_card, model, data.x_test[: sizes.n_trust], out,
+               sizes, common)  # fmt: skip
     extras = {
         "Training (seed 001)": stages.run(
             "training figures", _training_figures, trained, data, sizes
@@ -235,6 +248,16 @@ def _export_all(model, images, pool, out: Path, sizes: DemoSizes, seed: int, com
         options = {"diagnose": False, **common, **call}
         index = export(model, options.pop("images"), out, **options)
     return index
+
+
+def _trust_card(model, images, out: Path, sizes: DemoSizes, common: dict):
+    """The "Which map to trust" section: every explanation method scored on the test digits
+    (deletion, insertion, muFidelity, the cascading randomisation check)."""
+    from .report import export
+
+    options = {key: list(value) for key, value in sizes.trust}
+    return export(model, images, out, methods=[], diagnose=False,
+                  evaluate={**options, "count": len(images)}, **common)  # fmt: skip
 
 
 # -- extra figures ------------------------------------------------------------------------------

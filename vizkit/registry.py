@@ -92,6 +92,9 @@ class MethodSpec:
         Options exposed on the command line and recorded in the manifest.
     export_defaults : dict
         Option values the export uses when the caller gives none (e.g. how many units).
+    engines : bool
+        Runs over a dataset on :mod:`vizkit.engines` (its function takes ``engine``,
+        ``address`` and ``workers``), so the command line offers ``--engine``.
     """
 
     name: str
@@ -107,6 +110,7 @@ class MethodSpec:
     renderer: str = "heatmap"
     options: tuple[Option, ...] = ()
     export_defaults: Mapping[str, Any] = field(default_factory=dict)
+    engines: bool = False
 
     @property
     def command(self) -> str:
@@ -259,6 +263,7 @@ METHODS: dict[str, MethodSpec] = {
             renderer="top",
             options=(_UNITS, _FIRST, Option("k", "int", "images per unit", flag="-k")),
             export_defaults={"first": 4, "k": 9},
+            engines=True,
         ),
         MethodSpec(
             "attention_maps",

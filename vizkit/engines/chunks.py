@@ -30,12 +30,15 @@ class Chunk:
         As the model takes them (uint8 scaled to [0, 1], channels matched).
     ids : tuple of str
         One stable name per image (file path relative to its folder, or the padded index).
+    labels : ndarray or None
+        One label per image when the source has them (``(x, y)`` batches, a label column).
     """
 
     index: int
     start: int
     images: np.ndarray
     ids: tuple[str, ...]
+    labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -51,11 +54,13 @@ def iter_chunks(source: Source, model, chunk_size: int, *, name: str = "data") -
     shorter), each converted with :func:`vizkit.core.images.to_batch`.
 
     Batches the source hands out are re-cut at multiples of ``chunk_size`` (arrays and files
-    already come cut there; iterables and ``tf.data`` may not).
+    already come cut there; iterables and ``tf.data`` may not). A chunk carries labels when
+    every batch it was cut from had them.
     """
     from ..core.images import to_batch
 
     images: list[np.ndarray] = []
+    labels: list[np.ndarray | None] = []
     ids: list[str] = []
     held = 0
     start = 0
@@ -63,14 +68,23 @@ def iter_chunks(source: Source, model, chunk_size: int, *, name: str = "data") -
         if len(batch) == 0:
             continue
         images.append(to_batch(batch.images, model, name=name, allow_empty=True))
+        labels.append(None if batch.labels is None else np.asarray(batch.labels))
         ids.extend(batch.ids)
         held += len(batch)
         while held >= chunk_size:
-            block = np.concatenate(images) if len(images) > 1 else images[0]
-            yield Chunk(start // chunk_size, start, block[:chunk_size], tuple(ids[:chunk_size]))
+            block, tags = _joined(images), _joined(labels)
+            yield Chunk(start // chunk_size, start, block[:chunk_size], tuple(ids[:chunk_size]),
+                        None if tags is None else tags[:chunk_size])  # fmt: skip
             images, ids = [block[chunk_size:]], ids[chunk_size:]
+            labels = [None if tags is None else tags[chunk_size:]]
             held -= chunk_size
             start += chunk_size
     if held:
-        block = np.concatenate(images) if len(images) > 1 else images[0]
-        yield Chunk(start // chunk_size, start, block, tuple(ids))
+        yield Chunk(start // chunk_size, start, _joined(images), tuple(ids), _joined(labels))
+
+
+def _joined(parts: list) -> np.ndarray | None:
+    """The parts end to end; None if any part is None (labels missing somewhere)."""
+    if any(p is None for p in parts):
+        return None
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -258,7 +258,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class ArrayReader:
-    """Rows ``{chunk, start, images[, ids]}``: one chunk of images each."""
+    """Rows ``{chunk, start, images[, ids][, labels]}``: one chunk of images each."""
 
     count: int | None
     name: str
@@ -275,7 +275,8 @@ class ArrayReader:
                 ids = tuple(str(i) for i in batch["ids"][row])
             else:
                 ids = tuple(index_id(start + i, self.count) for i in range(len(images)))
-            out.append(Chunk(int(batch["chunk"][row]), start, images, ids))
+            labels = np.asarray(batch["labels"][row]) if "labels" in batch else None
+            out.append(Chunk(int(batch["chunk"][row]), start, images, ids, labels))
         return out
 
 
@@ -330,7 +331,8 @@ class IndexReader:
             )
         images = to_batch(np.asarray(batch[self.column]), model, name=self.name)
         ids = tuple(index_id(int(i)) for i in index)
-        return [Chunk(start // self.chunk_size, start, images, ids)]
+        labels = np.asarray(batch["label"]) if "label" in batch else None
+        return [Chunk(start // self.chunk_size, start, images, ids, labels)]
 
 
 def _plan(ray, data, model, chunk_size: int, name: str, *, blocks: int) -> Plan:
@@ -372,15 +374,13 @@ def _plan(ray, data, model, chunk_size: int, name: str, *, blocks: int) -> Plan:
 
     rows, count = [], 0
     for chunk in iter_chunks(source, model, chunk_size, name=name):
-        rows.append(
-            {
-                "chunk": chunk.index,
-                "start": chunk.start,
-                "images": chunk.images,
-                "ids": list(chunk.ids),
-            }
-        )
+        row = {"chunk": chunk.index, "start": chunk.start, "images": chunk.images,
+               "ids": list(chunk.ids), "labels": chunk.labels}  # fmt: skip
+        rows.append(row)
         count += len(chunk)
+    if any(row["labels"] is None for row in rows):  # every row has the column, or none
+        for row in rows:
+            del row["labels"]
     return _rows_plan(ray, rows, ArrayReader(None, name), count, blocks)
 
 
@@ -407,7 +407,8 @@ def _ray_data_plan(ray, whole, chunk_size: int, name: str) -> Plan | None:
         index.context.execution_options.preserve_order = True
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # zip is deprecated for unordered data; ours is not
-            numbered = whole.select_columns([column]).zip(index)
+            kept = [column, *(["label"] if "label" in columns and column != "label" else [])]
+            numbered = whole.select_columns(kept).zip(index)
         aligned = numbered.repartition(target_num_rows_per_block=chunk_size, strict=True)
     except (AttributeError, TypeError):
         return None

@@ -26,33 +26,26 @@ from ..core.jsonutil import jsonable
 from ..core.targets import prepare
 from .inputs import Explainer, check_baseline, explainer
 from .map_statistics import complexity, sparseness
-from .names import DEFAULT_METHODS, DEFAULT_METRICS, HIGHER_IS_BETTER, LABELS, METRICS
+from .names import (
+    DEFAULT_METHODS,
+    DEFAULT_METRICS,
+    HIGHER_IS_BETTER,
+    LABELS,
+    METRICS,
+    REFERENCE_ROW,
+    SANITY,
+    SPREAD,
+    cell,
+    column,
+    legend,
+)
 from .perturbation import deletion, insertion, mufidelity
 from .randomization import RandomizationResult, random_logit_test, randomization_tests
 from .robustness import sensitivity
 
-MEANINGS = {
-    "deletion": "area under the target score as the top-ranked pixels are replaced by the "
-    "baseline (Petsiuk et al., 2018)",
-    "insertion": "area under the target score as the top-ranked pixels are revealed on the "
-    "baseline (Petsiuk et al., 2018)",
-    "mufidelity": "correlation between the attribution of random superpixel subsets and the "
-    "score drop when they are removed (Bhatt et al., 2020)",
-    "sensitivity": "largest relative change of the map under small uniform input noise "
-    "(Yeh et al., 2019)",
-    "randomization": "rank correlation of the absolute map with the trained model's once every "
-    "layer is re-initialised, cascading from the top (Adebayo et al., 2018)",
-    "random_logit": "rank correlation of the absolute maps of the target class and a random "
-    "other class (Sixt et al., 2020)",
-    "sparseness": "Gini index of the absolute map (Chalasani et al., 2020)",
-    "complexity": "entropy of the normalised absolute map (Bhatt et al., 2020)",
-}
 #: Faithfulness metrics a recommendation ranks methods by.
 FAITHFULNESS = ("deletion", "insertion", "mufidelity")
-#: Sanity checks: a method fails when its mean similarity is at or above the threshold.
-SANITY = ("randomization", "random_logit")
 SANITY_THRESHOLD = 0.5
-SPREAD = "standard deviation (ddof=0)"
 
 
 @dataclass
@@ -282,14 +275,14 @@ class TrustTable:
 
     def to_markdown(self) -> str:
         """The table (mean ± standard deviation), a legend and the verdict, in Markdown."""
-        head = ["method", *(f"{LABELS[k]} {_arrow(k)}" for k in self.metrics)]
+        head = ["method", *(column(k) for k in self.metrics)]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for m in self.methods:
-            cells = [_cell(self.mean(m, k), self.spread(m, k)) for k in self.metrics]
+            cells = [cell(self.mean(m, k), self.spread(m, k)) for k in self.metrics]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         if self.reference:
             cells = [
-                _cell(
+                cell(
                     _nan_stat(np.nanmean, self.reference[k]),
                     _nan_stat(np.nanstd, self.reference[k]),
                 )
@@ -297,17 +290,17 @@ class TrustTable:
                 else "-"
                 for k in self.metrics
             ]
-            lines.append("| *random pixel order (reference)* | " + " | ".join(cells) + " |")
+            lines.append(f"| *{REFERENCE_ROW}* | " + " | ".join(cells) + " |")
         lines += ["", self._legend(), "", "**Verdict**", ""]
         lines += [f"- {line}" for line in self.verdict()]
         return "\n".join(lines) + "\n"
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(LABELS[k])} {_arrow(k)}</th>" for k in self.metrics)
+        head = "".join(f"<th>{html.escape(column(k))}</th>" for k in self.metrics)
         body = "".join(
             f"<tr><td>{html.escape(m)}</td>"
             + "".join(
-                f"<td>{html.escape(_cell(self.mean(m, k), self.spread(m, k)))}</td>"
+                f"<td>{html.escape(cell(self.mean(m, k), self.spread(m, k)))}</td>"
                 for k in self.metrics
             )
             + "</tr>"
@@ -320,18 +313,7 @@ class TrustTable:
         )
 
     def _legend(self) -> str:
-        s = self.settings
-        parts = [
-            f"Mean ± {SPREAD} over {s.get('images', '?')} images, explaining "
-            f"{s.get('targets', 'the predicted classes')}; ↓ lower is better, ↑ higher is better."
-        ]
-        parts += [f"{LABELS[k]}: {MEANINGS[k]}." for k in self.metrics]
-        if {"deletion", "insertion"} & set(self.metrics):
-            parts.append(
-                f"Curves: {s.get('steps')} steps, baseline {s.get('baseline')}, score = the "
-                "model's own output (a probability for a softmax model)."
-            )
-        return " ".join(parts)
+        return legend(self.settings, self.metrics)
 
     def _ranks(self, metrics: Sequence[str]) -> dict[str, float]:
         """Mean rank (1 = best) of each method over ``metrics``."""
@@ -544,16 +526,6 @@ def _nan_stat(fn, values) -> float:
     v = np.asarray(values, np.float64)
     v = v[~np.isnan(v)]
     return float(fn(v)) if v.size else float("nan")
-
-
-def _cell(mean: float, spread: float) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    return f"{mean:.3g} ± {spread:.2g}"
-
-
-def _arrow(metric: str) -> str:
-    return "↑" if HIGHER_IS_BETTER[metric] else "↓"
 
 
 def _listing(methods: list[str], table: TrustTable, metric: str) -> str:

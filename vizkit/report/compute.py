@@ -61,6 +61,8 @@ class Context:
     # The whole dataset, for methods that rank every image (top_activating): anything
     # vizkit.core.sources.open_source reads; None means ``images``.
     data: Any = None
+    # The dataset engine of methods that rank a dataset (None: their default, "local").
+    engine: Any = None
 
     def pre(self) -> dict[str, Any]:
         """``{"preprocess": fn}`` when there is one (methods without it get no keyword)."""
@@ -206,6 +208,8 @@ def top_activating(ctx: Context, layer: str, *, units=None, first=None, k=9, **o
         k = min(int(k), len(data))
     chosen = pick_units(ctx.model, layer, units, first)
     # Every unit in one pass over the data: (U, k) indices and scores.
+    if ctx.engine is not None:
+        options.setdefault("engine", ctx.engine)
     indices, scores = top_activating_method(
         ctx.model, layer, chosen, data, k=k, **ctx.pre(), **options
     )

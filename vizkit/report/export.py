@@ -42,6 +42,7 @@ from ..render.raster import render as render_picture
 from ..render.tasks import STYLES
 from . import captions
 from .compute import ONE_PASS, Context, call
+from .distributed import stream_on_engine
 from .html import INDEX_NAME, PAGE_SIZE, write_report
 from .inputs import resolve_labels, resolve_preprocess
 from .manifest import JOURNAL_NAME, Manifest
@@ -69,6 +70,7 @@ from .run import (
     reiterable,
     total_figures,
 )
+from .trust import check_evaluate, trust_card
 
 DEFAULT_METHODS = ("filters", "feature_maps", "gradcam", "saliency", "occlusion")
 CHUNK = 32  # images computed together by the per-image methods
@@ -100,6 +102,9 @@ def export(
     labels=None,
     workers: int | None = None,
     page_size: int = PAGE_SIZE,
+    engine="local",
+    address: str | None = None,
+    evaluate: bool | Mapping[str, Any] = False,
 ) -> Path:
     """Write figures for many methods, layers, images and models, plus a paginated HTML report.
 
@@ -117,9 +122,13 @@ def export(
 
     The images are streamed: the export never holds the whole dataset, and while the model
     computes one chunk the figures of the previous one are drawn and written by ``workers``
-    threads (processes for matplotlib figures). Every file is written atomically and recorded
-    in an append-only journal, so an export interrupted at any point (even killed) resumes on
-    a rerun: figures recorded with the same parameters are skipped and not computed again.
+    threads (processes for matplotlib figures). With ``engine="ray"`` each chunk of
+    :data:`CHUNK` images is computed, drawn and written by a Ray worker instead
+    (:mod:`vizkit.report.distributed`); the driver records the figures and writes the report
+    once, and the files and manifest entries are those of the local export. Every file is
+    written atomically and recorded in an append-only journal, so an export interrupted at
+    any point (even killed) resumes on a rerun: figures recorded with the same parameters are
+    skipped and not computed again.
     The report shows exactly what the manifest lists: rerunning a method for a model with fewer
     images or layers removes the figures it no longer makes.
 
@@ -137,7 +146,8 @@ def export(
     methods : sequence of str or "all"
         Names from :data:`vizkit.registry.METHODS`: ``filters``, ``feature_maps``,
         ``hypercolumns``, ``saliency``, ``gradcam``, ``occlusion``, ``maximize``,
-        ``deepdream``, ``top_activating``.
+        ``deepdream``, ``top_activating``. An empty list is allowed with ``evaluate``: the
+        report then gets the trust card alone (figures of earlier exports stay).
     layers : layer spec, list of specs, "all" or None
         Layers (names, paths or indices) for the per-layer methods, applied to every model;
         each method keeps those it can handle. ``None`` uses each method's defaults (a few
@@ -176,9 +186,29 @@ def export(
         Class names for captions (predicted, explained and true classes).
     workers : int or None
         Threads (processes for matplotlib) that draw and write figures; ``None``: up to 4,
-        one per CPU; ``0``: draw in the main thread.
+        one per CPU; ``0``: draw in the main thread. With ``engine="ray"``: the number of Ray
+        workers (default: as many as the cluster has CPUs for).
     page_size : int
         Figures per HTML page.
+    engine : {"local", "ray"} or an engine object
+        Where the per-image figures are computed: ``"local"`` (this process, pipelined with
+        the drawing threads) or ``"ray"`` (Ray workers, each of which computes, draws and
+        writes its chunks into ``out_dir``, which every worker must be able to write to; a
+        :class:`vizkit.engines.RayEngine` configures it further). Per-layer methods run in
+        this process, except the pass of top-activating images over the data, which runs on
+        the engine as does the diagnosis.
+    address : str or None
+        The Ray cluster for ``engine="ray"`` (``"auto"``, ``"host:port"``,
+        ``"ray://host:port"``); None starts a local Ray (or uses the one this process runs).
+    evaluate : bool or dict
+        Add "Which map to trust" to every model's section: :func:`vizkit.evaluate` on the
+        export's first 64 images (the table of faithfulness metrics and the randomisation
+        sanity check, its verdict, the deletion/insertion curves and the cascading
+        randomisation strip). A dict is passed to :func:`vizkit.evaluate` (``methods``,
+        ``metrics``, ``steps``, ``baseline``, ...), plus ``count``: how many of the first
+        images to evaluate (pass 16 to 64: the means are noisy below about 16). The card is
+        computed again only when the weights, images or options change. It runs in this
+        process on either engine.
 
     Returns
     -------
@@ -191,11 +221,15 @@ def export(
         For unknown methods, formats, layers, styles or options (before any file is written).
     FileExistsError
         For an existing file that would be overwritten without ``overwrite=True``.
+    ConnectionError
+        When the Ray cluster at ``address`` does not answer.
     OSError
         When the output folder cannot be written; earlier files stay intact.
     """
     named = named_models(model, model_name)
-    chosen = check_methods(methods)
+    card = check_evaluate(evaluate)
+    empty = isinstance(methods, (list, tuple)) and not methods
+    chosen = [] if empty and card is not None else check_methods(methods)
     formats = check_formats(formats)
     options = check_options(method_options, chosen)
     for name, value in (("overwrite", overwrite), ("resume", resume), ("progress", progress)):
@@ -211,7 +245,15 @@ def export(
         class_names=resolve_labels(labels),
     )
     pre_name, pre_fn = resolve_preprocess(preprocess)
-    workers = check_workers(workers)
+    if card is not None and pre_fn is not None:
+        raise ValueError(
+            f"evaluate cannot be combined with preprocess={pre_name!r}: vizkit.evaluate scores "
+            "maps of the model's own inputs; export the trust card of a model that includes "
+            "its preprocessing"
+        )
+    remote = _engine(engine, address, workers)
+    # With engine="ray", workers counts Ray workers; the per-layer figures get the default.
+    workers = check_workers(None if isinstance(engine, str) and engine == "ray" else workers)
     images = image_list(images)
     source = open_source(images, batch_size=CHUNK, **file_fit(next(iter(named.values()))))
     if source.kind == "array":  # in memory anyway: bad pixels are refused before any work
@@ -236,15 +278,21 @@ def export(
         manifest.record_model(plan.name, plan.info)  # the folder names, should this run stop
     manifest.settings.update(settings.recorded(), labels=describe_labels(labels))
     run = Run(manifest, plans, settings, resume=resume, overwrite=overwrite, chunk=CHUNK,
-              sample_images=SAMPLE, sample_bytes=SAMPLE_BYTES)  # fmt: skip
+              sample_images=SAMPLE, sample_bytes=SAMPLE_BYTES, engine=remote)  # fmt: skip
     run.start(workers, progress, total=total_figures(plans, source.count))
     again = reiterable(source, images)  # can be read twice (top-activating, diagnosis)
-    needs_data = diagnose or any(
-        METHODS[g.method].needs_images for p in plans for g in p.layer_groups
+    needs_data = (
+        diagnose
+        or card is not None
+        or any(METHODS[g.method].needs_images for p in plans for g in p.layer_groups)
     )
     try:
-        run.stream(source, keep=needs_data and not again)
-        data = images if again else run.sample()
+        if remote is None:
+            run.stream(source, keep=needs_data and not again)
+            data = images if again else run.sample()
+        else:
+            data = stream_on_engine(run, source, images, remote, again=again,
+                                    keep=needs_data and not again, chunk=CHUNK)  # fmt: skip
         run.layer_groups(data)
         run.finish()
     except BaseException:
@@ -252,7 +300,12 @@ def export(
         raise
     if diagnose:
         for plan in plans:
-            manifest.diagnosis[plan.name] = diagnosis_of(plan, data)
+            manifest.diagnosis[plan.name] = diagnosis_of(plan, data, engine=remote)
+    if card is not None:
+        for plan in plans:
+            manifest.trust[plan.name] = trust_card(plan, data, user_targets, card, manifest,
+                                                   settings, overwrite=overwrite,
+                                                   progress=progress)  # fmt: skip
     run.remove_stale()
     for plan in plans:
         # The images of the per-image view; an export without per-image methods keeps the
@@ -263,6 +316,24 @@ def export(
         )
     write_report(manifest)  # compacts the manifest too
     return root / INDEX_NAME
+
+
+def _engine(engine, address, workers):
+    """None for the local, pipelined export; else the engine object of the chunk job."""
+    from ..engines import RayEngine, resolve_engine
+    from ..engines.ray_engine import import_ray
+
+    if isinstance(engine, str) and engine == "local":
+        resolve_engine(engine, address=address)  # refuses an address without Ray
+        return None
+    chosen = (
+        resolve_engine(engine, address=address, workers=workers)
+        if isinstance(engine, str)
+        else resolve_engine(engine, address=address)
+    )
+    if isinstance(chosen, RayEngine):
+        import_ray()  # without Ray: say how to install it before any file is written
+    return chosen
 
 
 def render_method(

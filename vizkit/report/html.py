@@ -22,6 +22,7 @@ import hashlib
 import html
 import math
 import os
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ..core.files import atomic_write, contained, safe_name
+from ..metrics.names import FAILED, LABELS, REFERENCE_ROW, SANITY, cell, legend
+from ..metrics.names import column as metric_column
 from ..registry import METHODS
 from . import captions
 from .manifest import Entry, Manifest
@@ -63,6 +66,8 @@ p.meta{font-size:12px;color:#555;margin:2px 0}
 .grid{display:flex;flex-wrap:wrap;gap:8px}
 figure{margin:0;padding:4px;border:1px solid #eee;background:#fff;text-align:center}
 figure img{display:block;max-width:200px;max-height:200px;margin:auto}
+.wide figure img{max-width:480px;max-height:360px}
+.wide figcaption{max-width:480px}
 figcaption{font-size:11px;color:#555;max-width:200px;overflow-wrap:anywhere}
 figcaption b{color:#222}
 table{border-collapse:collapse;font-size:12px;margin:6px 0}
@@ -70,6 +75,8 @@ th,td{border:1px solid #ccc;padding:2px 6px;text-align:right;vertical-align:top}
 th{background:#eceff1}
 td.name{text-align:left;font-family:ui-monospace,monospace}
 tr.bad td{background:#ffebee}
+tr.muted td{font-style:italic;color:#555}
+li.bad{background:#ffebee}
 table.images td,table.images th{text-align:center;background:#fff}
 table.images thead th{background:#eceff1;font-weight:normal;max-width:170px}
 table.images img{display:block;max-width:160px;max-height:160px;margin:auto}
@@ -157,7 +164,8 @@ class Report:
         by_model: dict[str, list[Entry]] = defaultdict(list)
         for entry in manifest.entries.values():
             by_model[entry.model].append(entry)
-        order = [n for n in manifest.models if n in by_model or n in manifest.diagnosis]
+        shown = set(by_model) | set(manifest.diagnosis) | set(manifest.trust)
+        order = [n for n in manifest.models if n in shown]
         order += [n for n in by_model if n not in order]
         self.models = [self._model(n, by_model.get(n, [])) for n in order]
 
@@ -309,6 +317,11 @@ class Report:
         m = self.manifest
         figures = len(m.entries) + sum(len(items) for items in m.extras.values())
         toc = [f'<a href="#{_anchor(v.slug)}">{_esc(v.name)}</a>' for v in self.models]
+        toc += [
+            f'<a href="#{_trust_anchor(v.slug)}">{_esc(f"Which map to trust ({v.name})")}</a>'
+            for v in self.models
+            if v.name in m.trust
+        ]
         toc += [f'<a href="#{_section_anchor(k)}">{_esc(s.get("title", k))}</a>'
                 for k, s in m.sections.items()]  # fmt: skip
         toc += [f'<a href="#{_extra_anchor(s)}">{_esc(s)}</a>' for s in m.extras]
@@ -357,6 +370,9 @@ class Report:
         if view.name in self.manifest.diagnosis:
             parts.append(section_html(diagnosis_section(self.manifest.diagnosis[view.name]),
                                       level=3))  # fmt: skip
+        if view.name in self.manifest.trust:
+            card = trust_section(self.manifest.trust[view.name])
+            parts.append(section_html(card, _trust_anchor(view.slug), level=3))
         parts.append("</section>")
         return "".join(parts)
 
@@ -386,18 +402,33 @@ class Report:
 # -- sections ---------------------------------------------------------------------------------------
 def section_html(section: dict[str, Any], anchor: str | None = None, *, level: int = 2) -> str:
     """One section: a title, a note, a table (``columns``, ``rows``; rows listed in
-    ``highlight`` are marked), figures (``{"title", "path", "thumbnail"}``, paths relative to
-    the report) and folded ``details`` (``{"summary", "columns", "rows", "text"}``), all
-    escaped."""
+    ``highlight`` are marked, rows in ``muted`` set in italics), a ``legend`` under the table,
+    a bulleted list (``items``; those in ``items_highlight`` marked), figures (``{"title",
+    "path", "thumbnail"}``, paths relative to the report; larger with ``wide``) and folded
+    ``details``
+    (``{"summary", "columns", "rows", "text"}``), all escaped."""
     ident = f' id="{_esc(anchor)}"' if anchor else ""
     parts = [f'<section class="section"{ident}>' if level == 2 else f"<div{ident}>"]
     parts.append(f"<h{level}>{_esc(section.get('title', ''))}</h{level}>")
     if section.get("note"):
         parts.append(f"<p>{_esc(section['note'])}</p>")
     if section.get("rows"):
-        parts.append(_table(section.get("columns"), section["rows"], section.get("highlight")))
+        parts.append(_table(section.get("columns"), section["rows"], section.get("highlight"),
+                            section.get("muted")))  # fmt: skip
+    if section.get("legend"):
+        parts.append(f'<p class="meta">{_esc(section["legend"])}</p>')
+    if section.get("items"):
+        marked = set(section.get("items_highlight") or ())
+        parts.append(
+            "<ul>"
+            + "".join(
+                f'<li class="bad">{_esc(item)}</li>' if i in marked else f"<li>{_esc(item)}</li>"
+                for i, item in enumerate(section["items"])
+            )
+            + "</ul>"
+        )
     if section.get("figures"):
-        parts.append(_plain_grid(section["figures"]))
+        parts.append(_plain_grid(section["figures"], wide=bool(section.get("wide"))))
     details = section.get("details")
     if details:
         parts.append(f"<details><summary>{_esc(details.get('summary', 'Details'))}</summary>")
@@ -451,8 +482,69 @@ def _diagnosis_row(row: dict[str, Any]) -> list[str]:
     ]
 
 
-def _table(columns, rows, highlight=None) -> str:
+def trust_section(card: dict[str, Any]) -> dict[str, Any]:
+    """The "Which map to trust" section of one model's card (the manifest's ``trust`` entry:
+    :meth:`vizkit.metrics.TrustTable.to_dict` as ``table`` and the figures): methods x metrics
+    as mean ± standard deviation with the random-pixel-order reference row in italics, methods
+    that fail a sanity check marked, the legend, the verdict (failed checks marked) and the
+    figures (deletion/insertion curves, the cascading randomisation strip, similarity per
+    layer)."""
+    section: dict[str, Any] = {"title": "Which map to trust"}
+    if "error" in card or not isinstance(card.get("table"), dict):
+        section["note"] = f"Evaluation failed: {card.get('error', 'no table recorded')}"
+        return section
+    table = card["table"]
+    metrics = [k for k in table.get("metrics", []) if k in LABELS]
+    cells = table.get("table", {})
+    threshold = table.get("sanity_threshold", 0.5)
+    rows, bad = [], []
+    for i, method in enumerate(table.get("methods", [])):
+        values = [cells.get(method, {}).get(k, {}) for k in metrics]
+        rows.append([method, *(cell(v.get("mean"), v.get("std")) for v in values)])
+        failed = [
+            v.get("mean") is not None and v["mean"] >= threshold
+            for k, v in zip(metrics, values, strict=True)
+            if k in SANITY
+        ]
+        if any(failed):
+            bad.append(i)
+    reference = table.get("reference") or {}
+    muted = []
+    if reference:
+        muted.append(len(rows))
+        rows.append(
+            [REFERENCE_ROW]
+            + [
+                cell(reference[k].get("mean"), _pstdev(reference[k].get("per_image")))
+                if k in reference
+                else "-"
+                for k in metrics
+            ]
+        )
+    verdict = [str(line) for line in table.get("verdict", [])]
+    section.update(
+        columns=["method", *(metric_column(k) for k in metrics)],
+        rows=rows,
+        highlight=bad,
+        muted=muted,
+        legend=legend(table.get("settings", {}), metrics),
+        items=verdict,
+        items_highlight=[i for i, line in enumerate(verdict) if line.startswith(FAILED)],
+        figures=list(card.get("figures", [])),
+        wide=True,  # the strip and the curves are wide figures: larger thumbnails
+    )
+    return section
+
+
+def _pstdev(values) -> float | None:
+    """Standard deviation (ddof=0) of the numbers in ``values`` (None, JSON's NaN, left out)."""
+    numbers = [float(v) for v in values or () if v is not None]
+    return statistics.pstdev(numbers) if numbers else None
+
+
+def _table(columns, rows, highlight=None, muted=None) -> str:
     marked = set(highlight or ())
+    quiet = set(muted or ())
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns) if columns else ""
     body = []
     for i, row in enumerate(rows):
@@ -460,7 +552,8 @@ def _table(columns, rows, highlight=None) -> str:
             f'<td class="name">{_esc(v)}</td>' if j == 0 else f"<td>{_esc(v)}</td>"
             for j, v in enumerate(row)
         )
-        body.append(f'<tr class="bad">{cells}</tr>' if i in marked else f"<tr>{cells}</tr>")
+        kind = "bad" if i in marked else "muted" if i in quiet else ""
+        body.append(f'<tr class="{kind}">{cells}</tr>' if kind else f"<tr>{cells}</tr>")
     head = f"<thead><tr>{head}</tr></thead>" if head else ""
     return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
 
@@ -508,8 +601,8 @@ def _cell(figure: Figure, prefix: str) -> str:
     )
 
 
-def _plain_grid(items: list[dict[str, str]], prefix: str = "") -> str:
-    parts = ['<div class="grid">']
+def _plain_grid(items: list[dict[str, str]], prefix: str = "", *, wide: bool = False) -> str:
+    parts = ['<div class="grid wide">' if wide else '<div class="grid">']
     for item in items:
         title, path = item.get("title", ""), item.get("path", "")
         thumb = item.get("thumbnail") or path
@@ -566,6 +659,10 @@ def _section_anchor(key: str) -> str:
     return "section-" + safe_name(key)
 
 
+def _trust_anchor(slug: str) -> str:
+    return "trust-" + slug
+
+
 def _extra_anchor(section: str) -> str:
     return "extra-" + safe_name(section)
 
@@ -575,5 +672,6 @@ __all__ = [
     "PAGE_SIZE",
     "diagnosis_section",
     "section_html",
+    "trust_section",
     "write_report",
 ]

@@ -20,9 +20,11 @@ replaced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from stat import S_ISREG
@@ -107,6 +109,9 @@ class Manifest:
     pending: set[str] = field(default_factory=set)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnosis: dict[str, Any] = field(default_factory=dict)
+    # Per model, the "Which map to trust" card of vizkit.evaluate: {"params", "table",
+    # "figures"} (or {"params", "error"}).
+    trust: dict[str, Any] = field(default_factory=dict)
     # Free-standing figures added with :func:`vizkit.report.add_figures`: section -> list of
     # {"title", "path", "thumbnail"} (paths relative to the folder).
     extras: dict[str, list[dict[str, str]]] = field(default_factory=dict)
@@ -120,6 +125,7 @@ class Manifest:
     created: float = field(default_factory=time.time)
     _by_key: dict[tuple, Entry] = field(default_factory=dict, repr=False)
     _journal: Journal | None = field(default=None, repr=False)
+    _captured: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
@@ -127,9 +133,9 @@ class Manifest:
 
     # -- reading --------------------------------------------------------------------------------
     @classmethod
-    def load(cls, folder: Path) -> Manifest:
-        """Read ``folder/manifest.json`` and replay ``manifest.journal``; nothing gives an empty
-        manifest.
+    def load(cls, folder: Path, *, journal: bool = True) -> Manifest:
+        """Read ``folder/manifest.json`` and replay ``manifest.journal`` (unless ``journal`` is
+        False: the state of the last compaction); nothing gives an empty manifest.
 
         Raises
         ------
@@ -155,6 +161,7 @@ class Manifest:
                 pending=set(raw.get("pending", [])),
                 models=dict(raw.get("models", {})),
                 diagnosis=dict(raw.get("diagnosis", {})),
+                trust=dict(raw.get("trust", {})),
                 extras={str(k): list(v) for k, v in dict(raw.get("extras", {})).items()},
                 sections=dict(raw.get("sections", {})),
                 images={str(k): dict(v) for k, v in dict(raw.get("images", {})).items()},
@@ -162,7 +169,7 @@ class Manifest:
                 settings=dict(raw.get("settings", {})),
                 created=float(raw.get("created", time.time())),
             )
-        for record in Journal.read(folder / JOURNAL_NAME):
+        for record in Journal.read(folder / JOURNAL_NAME) if journal else ():
             manifest._apply(record)
         return manifest
 
@@ -197,6 +204,9 @@ class Manifest:
         paths = set(self.entries) | {e.thumbnail for e in self.entries.values() if e.thumbnail}
         for per_model in self.images.values():
             paths |= {i["path"] for i in per_model.values() if i.get("path")}
+        for card in self.trust.values():
+            for item in card.get("figures", []) if isinstance(card, dict) else ():
+                paths |= {item.get("path"), item.get("thumbnail")} - {None}
         return paths | set(self.pages)
 
     # -- changing (journaled) -------------------------------------------------------------------
@@ -220,9 +230,29 @@ class Manifest:
         """Forget the figures at ``paths`` (and images whose input picture is one of them)."""
         self._log({"op": "drop", "paths": sorted(paths)})
 
+    @contextlib.contextmanager
+    def captured(self) -> Iterator[list[dict[str, Any]]]:
+        """While inside, changes are neither applied nor journaled but collected in the list
+        this yields (journal records, for :meth:`replay` by the process that owns the
+        journal): how a distributed export's worker reports what it wrote."""
+        records: list[dict[str, Any]] = []
+        before, self._captured = self._captured, records
+        try:
+            yield records
+        finally:
+            self._captured = before
+
+    def replay(self, records) -> None:
+        """Apply and journal ``records`` collected by :meth:`captured`."""
+        for record in records:
+            self._log(record)
+
     def _log(self, record: dict[str, Any]) -> None:
         # Records hold JSON values already (parameters are normalised), so they are applied as
         # they are; replaying the journal gives the same state.
+        if self._captured is not None:
+            self._captured.append(record)
+            return
         line = json.dumps(record, separators=(",", ":"), default=describe)
         self._apply(record)
         if self._journal is None:
@@ -281,6 +311,7 @@ class Manifest:
             "settings": self.settings,
             "models": self.models,
             "diagnosis": self.diagnosis,
+            "trust": self.trust,
             "sections": self.sections,
             "extras": self.extras,
             "images": self.images,

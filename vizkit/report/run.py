@@ -93,17 +93,34 @@ class Chunk:
 
 
 class Writer:
-    """Computes a group's figures for some jobs and hands them to the pipeline."""
+    """Computes a group's figures for some jobs and hands them to the pipeline.
 
-    def __init__(self, manifest: Manifest, settings: Settings, plans: list[Plan]):
+    Files are written under ``files_root`` (default: the report folder; a distributed export's
+    worker writes into a staging folder that the driver moves into place).
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        settings: Settings,
+        plans: list[Plan],
+        *,
+        files_root: Path | None = None,
+        umask: int | None = None,
+        engine=None,
+    ):
         self.manifest = manifest
         self.settings = settings
         self.plans = {p.name: p for p in plans}
         self.pipeline: Pipeline | None = None
+        self.files_root = Path(files_root) if files_root is not None else manifest.folder
         # Worker processes outlive an export; they take the umask of this one with each task.
-        self.umask = current_umask() if settings.matplotlib else None
+        if umask is None and settings.matplotlib:
+            umask = current_umask()
+        self.umask = umask
         self.chunk: Chunk | None = None
         self.data = None  # the dataset for per-layer methods that need one
+        self.engine = engine  # the dataset engine of per-layer methods that take one
 
     def run(self, group: Group, jobs: list[Job]) -> None:
         method = METHODS[group.method]
@@ -117,7 +134,8 @@ class Writer:
         else:
             infos = [None]
             ctx = Context(plan.model, np.zeros((0,)), None, plan.layers,
-                          preprocess=plan.preprocess, data=self.data)  # fmt: skip
+                          preprocess=plan.preprocess, data=self.data,
+                          engine=self.engine)  # fmt: skip
         start = time.perf_counter()
         shared = self.chunk.shared.get((group.method, group.layer)) if method.per_image else None
         if shared is not None:  # computed with the method's other layers in one pass
@@ -146,11 +164,17 @@ class Writer:
 
     def _abs(self, rel: str) -> Path:
         # Report paths are made of slugs (UniqueNames): they cannot leave the folder.
-        return self.manifest.folder.joinpath(rel)
+        return self.files_root.joinpath(rel)
 
 
 class Run:
-    """The state of one export while it runs."""
+    """The state of one export while it runs.
+
+    ``files_root``, ``umask``, ``known`` and ``engine`` serve a distributed export: a worker's
+    run writes into a staging folder with the exporting process's umask and checks against the
+    paths the manifest knew when the export began; per-layer methods that rank a dataset
+    (top-activating images) run on ``engine``.
+    """
 
     def __init__(
         self,
@@ -163,6 +187,10 @@ class Run:
         chunk: int,
         sample_images: int,
         sample_bytes: int,
+        files_root: Path | None = None,
+        umask: int | None = None,
+        known: set[str] | None = None,
+        engine=None,
     ):
         self.manifest = manifest
         self.plans = plans
@@ -173,10 +201,11 @@ class Run:
         # What a one-shot stream keeps for top-activating images and the diagnosis.
         self.sample_images = sample_images
         self.sample_bytes = sample_bytes
-        self.writer = Writer(manifest, settings, plans)
+        self.writer = Writer(manifest, settings, plans, files_root=files_root, umask=umask,
+                             engine=engine)  # fmt: skip
         self.planned: set[str] = set()  # every path this export makes (or keeps)
         self.seen = {p.name: 0 for p in plans}
-        self.known = manifest.known_paths()
+        self.known = manifest.known_paths() if known is None else known
         self._sample: list[np.ndarray] = []
         self._kept = 0
         self.bar = None
@@ -197,17 +226,20 @@ class Run:
             return
         for batch in source:
             if keep:
-                self._keep(batch.images)
+                self.keep_sample(batch.images)
             for plan in self.plans:
                 self.seen[plan.name] += len(batch)
                 if plan.image_groups:
-                    self._chunk(plan, batch)
+                    self.compute_chunk(plan, batch)
             self.writer.pipeline.poll()
 
-    def _chunk(self, plan: Plan, batch) -> None:
+    def compute_chunk(self, plan: Plan, batch) -> None:
+        """Compute, draw and write (through the pipeline) the per-image figures of ``plan``
+        for one chunk of images (``batch``: ``images``, ``ids``, ``labels``, ``start``) that
+        are not recorded yet, and their input pictures."""
         x = to_batch(batch.images, plan.model)
         ids = [str(i) for i in batch.ids]
-        names = [plan.image_names(_file_id(i)) for i in ids]
+        names = [plan.image_names(file_id(i)) for i in ids]
         sha = [image_sha1(img) for img in x]
         todo, rows = [], set()
         for group in plan.image_groups:
@@ -226,7 +258,7 @@ class Run:
                     jobs.append(job)
                     rows.add(row)
                 else:
-                    self._advance(1)
+                    self.advance(1)
             if jobs:
                 todo.append((group, jobs))
         inputs = ["/".join((plan.slug, INPUT_FOLDER, f"{n}.png")) for n in names]
@@ -266,7 +298,7 @@ class Run:
         path = info["path"]
         _check_free_path(self.manifest, path, self.known, self.overwrite)
         self.manifest.mark_pending([path])
-        task = ImageTask(image, str(self.manifest.folder.joinpath(path)), self.writer.umask)
+        task = ImageTask(image, str(self.writer._abs(path)), self.writer.umask)
         self.writer.pipeline.submit(task, ("image", plan.name, image_id, info))
 
     # -- per-layer methods --------------------------------------------------------------------
@@ -279,7 +311,7 @@ class Run:
                 if _needs_work(group, job, self.manifest, self.resume):
                     self.writer.run(group, [job])
                 else:
-                    self._advance(1)
+                    self.advance(1)
 
     def finish(self) -> None:
         self.writer.pipeline.drain()
@@ -331,14 +363,17 @@ class Run:
                     size=result["sizes"].get(fmt),
                 )
             )
-        self._advance(1)
+        self.advance(1)
 
-    def _advance(self, n: int) -> None:
+    def advance(self, n: int) -> None:
+        """Move the progress bar by ``n`` figures."""
         if self.bar is not None:
             self.bar.update(n)
 
     # -- the dataset for per-layer methods --------------------------------------------------------
-    def _keep(self, images) -> None:
+    def keep_sample(self, images) -> None:
+        """Keep the first of ``images`` for per-layer methods and the diagnosis, up to the
+        sample's limits (a one-shot stream cannot be read again)."""
         arr = np.asarray(images)
         limit = min(self.sample_images, self.sample_bytes // max(1, arr[:1].nbytes))
         room = limit - self._kept
@@ -431,16 +466,20 @@ def image_infos(
     return infos
 
 
-def _file_id(image_id: str) -> str:
+def file_id(image_id: str) -> str:
     """The image part of a file name: the file's name for image files, ``img042`` otherwise."""
     return image_id if not image_id.isdigit() else f"img{image_id}"
 
 
-def diagnosis_of(plan: Plan, data) -> dict[str, Any]:
+def diagnosis_of(plan: Plan, data, engine=None) -> dict[str, Any]:
+    """The manifest's diagnosis of ``plan``'s model over ``data`` (on ``engine``, default
+    local), or ``{"error": ...}`` with a warning for a model :func:`vizkit.diagnose` cannot
+    handle."""
     if data is None:
         return {"error": "no images to diagnose"}
     try:
-        diagnosis = diagnose(plan.model, data, preprocess=plan.preprocess)
+        on = {} if engine is None else {"engine": engine}
+        diagnosis = diagnose(plan.model, data, preprocess=plan.preprocess, **on)
     except (ValueError, TypeError) as exc:
         # The figures are written by now; a model diagnose cannot handle gets a note, not a crash.
         message = " ".join(str(exc).split())
@@ -480,6 +519,7 @@ __all__ = [
     "Writer",
     "check_layer_groups",
     "diagnosis_of",
+    "file_id",
     "image_infos",
     "progress_bar",
     "reiterable",
