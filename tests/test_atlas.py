@@ -453,7 +453,7 @@ def test_command_line(tmp_path, capsys):
     for extra, message in [
         (["--folder", str(tmp_path / "empty")], "holds no image files"),
         (["--dataset", "mnist", "--folder", str(folder)], "not --folder and --dataset"),
-        (["--folder", str(folder), "--workers", "2"], "configure --engine ray"),
+        (["--folder", str(folder), "--workers", "2"], "only apply to --engine ray"),
     ]:
         code = main(["atlas", str(tmp_path / "m.keras"), "--out", str(tmp_path / "o"), *extra])
         err = capsys.readouterr().err

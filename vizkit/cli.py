@@ -202,10 +202,10 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(DATASETS)}")
     if getattr(args, "images", None) and dataset:
         raise ValueError("pass either --images files or --dataset, not both")
+    if getattr(args, "preprocess", None):
+        _preset(args.preprocess)
     if getattr(args, "method_spec", None) is not None:
         output_target(args.out)
-        if getattr(args, "preprocess", None):
-            _preset(args.preprocess)
         if getattr(args, "labels", None):
             _class_names(args.labels)
 
@@ -278,6 +278,17 @@ def _out_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--save-array", action="store_true", help="also save the computed array as .npy")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _preprocess_arg(p: argparse.ArgumentParser) -> None:
+    """``--preprocess NAME``, checked by :func:`check_arguments` before the model loads."""
+    p.add_argument(
+        "--preprocess",
+        metavar="NAME",
+        help="input preprocessing the model was trained with, applied inside the graph to "
+        "images in [0, 1]: none, scale255, tf ([-1, 1]), torch, caffe, or a keras.applications "
+        "family such as resnet50 or mobilenet_v2 (default: none)",
+    )
 
 
 def _engine_args(p: argparse.ArgumentParser, *, workers: bool = True) -> None:
@@ -427,13 +438,7 @@ def _configure_method(spec: MethodSpec) -> Callable[[argparse.ArgumentParser], N
         for option in spec.options:
             _add_option(p, option)
         if _runs_model(spec):
-            p.add_argument(
-                "--preprocess",
-                metavar="NAME",
-                help="input preprocessing the model was trained with, applied inside the graph "
-                "to images in [0, 1]: none, scale255, tf ([-1, 1]), torch, caffe, or a "
-                "keras.applications family such as resnet50 or mobilenet_v2 (default: none)",
-            )
+            _preprocess_arg(p)
         if spec.engines:
             _engine_args(p)
         if spec.target:
@@ -872,13 +877,7 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
         help="raster: fast NumPy/OpenCV pictures, text in the captions (default); matplotlib: "
         "titled figures with colour bars (slower; PDF and SVG are always matplotlib)",
     )
-    p.add_argument(
-        "--preprocess",
-        metavar="NAME",
-        help="input preprocessing the models were trained with, applied inside the graph to "
-        "images in [0, 1]: none, scale255, tf ([-1, 1]), torch, caffe, or a keras.applications "
-        "family such as resnet50 or mobilenet_v2 (default: none)",
-    )
+    _preprocess_arg(p)
     p.add_argument(
         "--labels",
         metavar="FILE",
@@ -1064,37 +1063,14 @@ def _configure_atlas(p: argparse.ArgumentParser) -> None:
         "repeat for several; default: every convolution layer with a 4-D output",
     )
     p.add_argument("-k", type=_positive, default=9, help="dataset images shown per channel")
-    p.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="where the pass over the data runs: this process, or Ray workers (pip install "
-        '"vizkit[ray]"); the site is the same',
-    )
-    p.add_argument(
-        "--ray-address",
-        "--address",
-        dest="address",
-        metavar="ADDR",
-        help="Ray cluster for --engine ray: auto, HOST:PORT or ray://HOST:PORT (default: a new "
-        "local Ray)",
-    )
-    p.add_argument(
-        "--workers", type=_positive, metavar="N", help="Ray workers (default: one per CPU)"
-    )
+    _engine_args(p)
     p.add_argument(
         "--batch-size", type=_positive, metavar="N", help="images per chunk (default: 32)"
     )
     p.add_argument(
         "--steps", type=_positive, metavar="N", help="activation-maximisation steps (default: 256)"
     )
-    p.add_argument(
-        "--preprocess",
-        metavar="NAME",
-        help="input preprocessing the model was trained with, applied inside the graph to "
-        "images in [0, 1]: none, scale255, tf ([-1, 1]), torch, caffe, or a keras.applications "
-        "family such as resnet50 (default: none)",
-    )
+    _preprocess_arg(p)
     p.add_argument(
         "--page-size", type=_positive, metavar="N", help="channels per layer page (default: 128)"
     )
@@ -1116,10 +1092,7 @@ def _run_atlas(args: argparse.Namespace) -> int:
                                       ("--dataset", args.dataset)) if value]  # fmt: skip
     if len(given) > 1:
         raise ValueError(f"pass one of --images, --folder or --dataset, not {' and '.join(given)}")
-    if args.engine == "local" and (args.address or args.workers):
-        raise ValueError("--ray-address and --workers configure --engine ray; add --engine ray")
-    if args.preprocess:
-        _preset(args.preprocess)  # a wrong name fails before the model loads
+    engine = _engine_options(args)
     model = _load_model(args.model, unsafe=args.unsafe)
     if args.folder:
         if not Path(args.folder).is_dir():
@@ -1144,9 +1117,7 @@ def _run_atlas(args: argparse.Namespace) -> int:
         args.out,
         layers=layers,
         k=args.k,
-        engine=args.engine,
-        address=args.address,
-        workers=args.workers,
+        **engine,
         batch_size=args.batch_size,
         preprocess=_preset(args.preprocess) if args.preprocess else None,
         maximize_steps=args.steps,
@@ -1296,7 +1267,6 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _configure_style_transfer(p: argparse.ArgumentParser) -> None:
-    from .preprocessing import preset_names
 
     _model_args(p)
     p.add_argument("--content", required=True, metavar="FILE", help="the content image file")
@@ -1319,14 +1289,7 @@ def _configure_style_transfer(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-weight", type=float, default=10.0, help="weight of the style loss")
     p.add_argument("--content-weight", type=float, default=1.0, help="weight of the content loss")
     p.add_argument("--tv-weight", type=float, default=0.05, help="total-variation weight")
-    p.add_argument(
-        "--preprocess",
-        default="none",
-        choices=preset_names(),
-        metavar="PRESET",
-        help="the model's input preprocessing: none, scale255, tf, torch, caffe or a "
-        "keras.applications family (resnet50, vgg16, mobilenet_v2, ...)",
-    )
+    _preprocess_arg(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the optimisation")
     p.add_argument("--out", required=True, metavar="FILE", help="output image (.png or .jpg)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
