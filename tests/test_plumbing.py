@@ -235,3 +235,34 @@ def test_default_batch_size_carries_a_similar_pixel_count_per_call(shape, size):
 def test_tap_rejects_unknown_relu_mode():
     with pytest.raises(ValueError, match="relu must be one of"):
         Tap(relu="leaky")
+
+
+def test_prefetched_keeps_order_raises_at_the_failing_item_and_stops_early():
+    from vizkit.core.batches import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+    assert list(prefetched([])) == []
+
+    def failing():
+        yield 1
+        yield 2
+        raise KeyError("third")
+
+    got = []
+    with pytest.raises(KeyError, match="third"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [1, 2]
+
+    produced = []
+
+    def counting():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    for item in prefetched(counting(), depth=2):
+        if item == 3:
+            break
+    # the producer stops within a few items of the consumer, not at the end of the input
+    assert len(produced) <= 3 + 1 + 2 + 1

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..core.batches import prefetched
 from ..core.checks import positive_int
 from ..core.graph import predict_fn
 from ..core.images import to_batch
@@ -184,8 +185,11 @@ def mufidelity(
     fn = predict_fn(model, p.tap, p.x)
     removed_pixels = cells[:, pixel_cell].reshape(samples, h, w, 1) > 0  # (samples, H, W, 1)
     scores = np.empty((n, samples), np.float32)
-    for imgs, subsets in plan_chunks(n, samples, p.batch_size):
-        copies = np.where(removed_pixels[None, subsets], base[imgs, None], p.x[imgs, None])
+    chunks = (
+        (imgs, subsets, np.where(removed_pixels[None, subsets], base[imgs, None], p.x[imgs, None]))
+        for imgs, subsets in plan_chunks(n, samples, p.batch_size)
+    )
+    for imgs, subsets, copies in prefetched(chunks):
         scores[imgs, subsets] = _class_scores(fn, copies, p.aux[imgs])
     flat = maps.reshape(n, -1)
     cell_sums = np.stack([np.bincount(pixel_cell, m, minlength=grid * grid) for m in flat])
@@ -244,9 +248,13 @@ def _area(
     fn = predict_fn(model, p.tap, p.x)
     first, second = (base, p.x) if mode == "insertion" else (p.x, base)
     curves = np.empty((len(p.x), steps + 1), np.float32)
-    for imgs, points in plan_chunks(len(p.x), steps + 1, p.batch_size):
+
+    def masked(imgs, points):
         hit = ranks[imgs, None] < counts[None, points, None, None]  # (n, k, H, W)
-        copies = np.where(hit[..., None], second[imgs, None], first[imgs, None])
+        return imgs, points, np.where(hit[..., None], second[imgs, None], first[imgs, None])
+
+    chunks = (masked(i, k) for i, k in plan_chunks(len(p.x), steps + 1, p.batch_size))
+    for imgs, points, copies in prefetched(chunks):  # the next copies while the model runs
         curves[imgs, points] = _class_scores(fn, copies, p.aux[imgs])
     values = curve_area(curves)
     return (values, curves) if return_curve else values
