@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -208,6 +209,11 @@ def main(argv=None) -> int:
     command = "python -m benchmarks.trust" + (" --quick" if quick else "")
     if not quick and (args.epochs, args.max_train, args.images) != (3, 30000, 64):
         command += f" --epochs {args.epochs} --max-train {args.max_train} --images {args.images}"
+    for flag, on in (("--skip-reproduction", args.skip_reproduction),
+                     ("--skip-speed", args.skip_speed)):  # fmt: skip
+        command += f" {flag}" if on else ""
+    if args.speed_runs != parser.get_default("speed_runs"):
+        command += f" --speed-runs {args.speed_runs}"
     start, load_start = time.time(), load_average()
     record: dict = {"meta": {"command": command, "machine": machine(), "load": load_start}}
     sections = [
@@ -220,9 +226,13 @@ def main(argv=None) -> int:
         f"TensorFlow {record['meta']['machine']['tensorflow']}, Keras "
         f"{record['meta']['machine']['keras']}; load average at the start: {load_start}.",
     ]
-    if not args.skip_reproduction:
+    if args.skip_reproduction:  # keep the earlier run's section (a) and its numbers
+        sections += _earlier(out, record, "## (a)", keys=REPRODUCTION_KEYS)
+    else:
         sections += _reproduction(epochs, max_train, n, out, record)
-    if not args.skip_speed:
+    if args.skip_speed:
+        sections += _earlier(out, record, "## (b)", keys=("speed",))
+    else:
         runs = [
             speed(
                 8 if quick else 32,
@@ -255,6 +265,33 @@ def main(argv=None) -> int:
     (out / "trust.json").write_text(json.dumps(record, indent=1, default=_json) + "\n")
     print(f"wrote {out / 'trust.md'}")
     return 0
+
+
+REPRODUCTION_KEYS = ("training", "randomization", "finding", "report_card_seconds", "report_card")
+
+
+def _earlier(out: Path, record: dict, heading: str, *, keys) -> list[str]:
+    """The ``heading`` section of the earlier ``trust.md`` (and its ``keys`` of ``trust.json``),
+    marked as kept, so that running one part does not lose the other."""
+    md, js = out / "trust.md", out / "trust.json"
+    if not md.exists():
+        return []
+    text = md.read_text()
+    start = text.find(heading)
+    if start < 0:
+        return []
+    end = text.find("\n## ", start + len(heading))
+    stop = text.find("\nThe run took", start)
+    end = min(e for e in (end, stop, len(text)) if e >= 0)
+    earlier = json.loads(js.read_text()) if js.exists() else {}
+    record.update({k: earlier[k] for k in keys if k in earlier})
+    meta = earlier.get("meta", {})
+    lines = text[start:end].rstrip("\n").split("\n")
+    kept = (
+        f"*Kept from the earlier run (`{meta.get('command', '?')}`, load average at its start "
+        f"{meta.get('load', '?')}); this run skipped it.*"
+    )
+    return ["", lines[0], "", kept, *lines[1:]]
 
 
 def _reproduction(epochs, max_train, n, out, record) -> list[str]:
