@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..core.checks import choice
+from ..core.checks import choice, flag
 from ..core.graph import Tap, attention_key, compiled, forward, image_spec, map_batches
 from ..core.images import to_batch
 from ..core.tokens import (
@@ -166,8 +166,7 @@ def attention_rollout(
         or not 0.0 <= float(discard_ratio) < 1.0
     ):
         raise ValueError(f"discard_ratio must be a number in [0, 1), got {discard_ratio!r}")
-    if not isinstance(residual, (bool, np.bool_)):
-        raise TypeError(f"residual must be True or False, got {residual!r}")
+    flag(residual, "residual")
     grid_args = check_grid_args(token_grid, prefix_tokens)
     paths = _rollout_layers(model, layers)
     tap = Tap(preprocess=preprocess, attention=paths)

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from ..attribution.integrated import make_baseline
+from ..core.graph import check_batch_size
 from ..core.images import as_array
 from ..registry import EXPLANATIONS, explanation
 
@@ -113,17 +114,24 @@ class Explainer:
         return maps
 
 
-def explainer(method, options: Mapping[str, Any] | None = None) -> Explainer:
+def explainer(
+    method, options: Mapping[str, Any] | None = None, batch_size: int | None = None
+) -> Explainer:
     """``method`` (an :data:`~vizkit.registry.EXPLANATIONS` name or a callable
     ``f(model, images, targets) -> (N, H, W)``) as an :class:`Explainer`.
+
+    ``batch_size`` (None: the method's default) joins ``options`` unless they set their own;
+    an :class:`Explainer` is returned as it is.
 
     Raises
     ------
     ValueError
-        For an unknown name; the message lists the known ones.
+        For an unknown name (the message lists the known ones) or a bad ``batch_size``.
     """
     if isinstance(method, Explainer):
         return method
+    if batch_size is not None:
+        options = {"batch_size": check_batch_size(batch_size), **(options or {})}
     if callable(method) and not isinstance(method, str):
         return Explainer(getattr(method, "__name__", "custom"), method, dict(options or {}))
     if not isinstance(method, str) or method not in EXPLANATIONS:

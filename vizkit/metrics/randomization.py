@@ -189,7 +189,7 @@ def randomization_tests(
     cascade = flag(cascade, "cascade")
     measures = _measures(similarity)
     size = check_batch_size(batch_size)
-    explainers = _explainers(methods, method_options, size if batch_size is not None else None)
+    explainers = _explainers(methods, method_options, batch_size)
     x = to_batch(images, model)
     kept = _kept(keep, len(x))
     copy = _copy(model)
@@ -260,9 +260,7 @@ def random_logit_test(
     """
     measures = _measures(similarity)
     size = check_batch_size(batch_size)
-    if batch_size is not None:
-        options = {**options, "batch_size": size}
-    explain = explainer(method, options)
+    explain = explainer(method, options, batch_size)
     x = to_batch(images, model)
     aux = prepare(model, x, targets, batch_size=size).aux
     classes = num_classes(model, x, Tap())
@@ -383,7 +381,6 @@ def _measures(similarity) -> list[str]:
 
 
 def _explainers(methods, method_options, batch_size: int | None) -> dict[str, Explainer]:
-    extra = {} if batch_size is None else {"batch_size": batch_size}
     options = dict(method_options or {})
     if isinstance(methods, Mapping):
         items = list(methods.items())
@@ -395,7 +392,7 @@ def _explainers(methods, method_options, batch_size: int | None) -> dict[str, Ex
         ]
     if not items:
         raise ValueError("methods is empty; pass at least one explanation method")
-    return {name: explainer(m, {**extra, **options.get(name, {})}) for name, m in items}
+    return {name: explainer(m, options.get(name), batch_size) for name, m in items}
 
 
 def _kept(keep, n: int) -> tuple[int, ...]:

@@ -487,7 +487,6 @@ def _explainers(methods, method_options, batch_size) -> dict[str, Explainer]:
     unknown = sorted(set(options) - set(methods))
     if unknown:
         raise ValueError(f"method_options names methods that are not evaluated: {unknown}")
-    extra = {} if batch_size is None else {"batch_size": check_batch_size(batch_size)}
     out = {}
     for name in methods:
         if not isinstance(name, str):
@@ -495,7 +494,7 @@ def _explainers(methods, method_options, batch_size) -> dict[str, Explainer]:
         wanted = dict(options.get(name, {}))
         if name == "integrated":
             wanted.setdefault("warn", False)
-        out[name] = explainer(name, {**extra, **wanted})
+        out[name] = explainer(name, wanted, batch_size)
     return out
 
 

@@ -72,9 +72,7 @@ def sensitivity(
     samples = positive_int(samples, "samples")
     radius = positive_number(radius, "radius")
     size = check_batch_size(batch_size)
-    if batch_size is not None:
-        options = {**options, "batch_size": size}
-    explain = explainer(method, options)
+    explain = explainer(method, options, batch_size)
     x = to_batch(images, model)
     aux = prepare(model, x, targets, batch_size=size).aux
     original = np.nan_to_num(explain(model, x, aux).astype(np.float64)).reshape(len(x), -1)

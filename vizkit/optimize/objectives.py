@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from ..core.checks import positive_int
+
 LayerSpec = str | int
 
 
@@ -94,11 +96,8 @@ def channel(layer: LayerSpec, unit: int | None = None, *, prefix_tokens: int = 0
     For a transformer token layer ``(N, T, C)``, ``prefix_tokens`` leading tokens (class,
     distillation, register tokens) are left out, so the mean runs over the patch tokens.
     """
-    if isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, (int, np.integer)):
-        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
-    if prefix_tokens < 0:
-        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
-    return Objective(((1.0, _Channel(layer, _unit(unit), int(prefix_tokens))),))
+    prefix = positive_int(prefix_tokens, "prefix_tokens", minimum=0)
+    return Objective(((1.0, _Channel(layer, _unit(unit), prefix)),))
 
 
 def neuron(
