@@ -188,3 +188,20 @@ def test_bad_sanity_check_arguments():
         sensitivity(model, x, "vanilla", radius=-1)
     with pytest.raises(TypeError, match="cascade must be True or False"):
         randomization_test(model, x, "vanilla", cascade="yes")
+
+
+def test_randomization_test_passes_batch_size_to_the_method(monkeypatch):
+    import vizkit.methods.explain as explain_module
+
+    seen = []
+    real = explain_module.explain
+
+    def recording(model, x, name, targets, **options):
+        seen.append(options.get("batch_size"))
+        return real(model, x, name, targets, **options)
+
+    monkeypatch.setattr(explain_module, "explain", recording)
+    model = small_cnn()
+    x = random_images(3)
+    randomization_test(model, x, "vanilla", batch_size=2, layers=["conv2"])
+    assert seen and set(seen) == {2}  # the original map and the randomised one

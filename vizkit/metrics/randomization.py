@@ -154,7 +154,7 @@ def randomization_test(
     return randomization_tests(
         model,
         images,
-        {name: explainer(method, options)},
+        {name: explainer(method, options, batch_size)},
         targets,
         cascade=cascade,
         layers=layers,
