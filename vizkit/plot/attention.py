@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..core.checks import positive_int
 from .grids import TILE_INCHES
 from .overlays import plot_heatmap
 
@@ -70,9 +71,7 @@ def plot_attention(
         names.append("mean of heads")
     if ncols is None:
         ncols = max(1, math.ceil(math.sqrt(len(panels))))
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive int, got {ncols!r}")
-    ncols = min(ncols, len(panels))
+    ncols = min(positive_int(ncols, "ncols"), len(panels))
     nrows = math.ceil(len(panels) / ncols)
     if fig is None:
         fig = Figure(

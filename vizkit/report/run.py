@@ -264,15 +264,16 @@ class Run:
         inputs = ["/".join((plan.slug, INPUT_FOLDER, f"{n}.png")) for n in names]
         self.planned.update(inputs)
         recorded = self.manifest.images.get(plan.name, {})
+        redraw = set()  # rows whose input picture is missing or out of date
         for row, image_id in enumerate(ids):
-            old = recorded.get(image_id)
+            old = recorded.get(image_id) or {}
             if (
-                old is None
-                or old.get("sha1") != sha[row]
+                old.get("sha1") != sha[row]
                 or old.get("path") != inputs[row]
                 or not (self.manifest.folder / inputs[row]).is_file()
             ):
-                rows.add(row)
+                redraw.add(row)
+        rows |= redraw
         if not rows:
             return
         order = sorted(rows)
@@ -284,11 +285,9 @@ class Run:
         for row, info in zip(order, fresh, strict=True):
             info["sha1"] = sha[row]
             infos[row] = info
-            old = recorded.get(ids[row]) or {}
-            same_file = old.get("sha1") == sha[row] and old.get("path") == inputs[row]
-            if not same_file or not (self.manifest.folder / inputs[row]).is_file():
+            if row in redraw:
                 self._write_input(plan, ids[row], x[row], info)
-            elif old != info:  # same picture, new facts (e.g. other targets): no rewrite
+            elif recorded[ids[row]] != info:  # same picture, new facts (e.g. other targets)
                 self.manifest.record_image(plan.name, ids[row], info)
         self.writer.chunk = Chunk(plan, x, infos, _one_pass(plan, x, todo))
         for group, jobs in todo:
@@ -296,7 +295,7 @@ class Run:
 
     def _write_input(self, plan: Plan, image_id: str, image, info: dict[str, Any]) -> None:
         path = info["path"]
-        _check_free_path(self.manifest, path, self.known, self.overwrite)
+        check_free_path(self.manifest, path, self.known, self.overwrite)
         self.manifest.mark_pending([path])
         task = ImageTask(image, str(self.writer._abs(path)), self.writer.umask)
         self.writer.pipeline.submit(task, ("image", plan.name, image_id, info))
@@ -438,7 +437,9 @@ def _one_pass(plan: Plan, x: np.ndarray, todo) -> dict[tuple, tuple[list[int], n
     return shared
 
 
-def _check_free_path(manifest: Manifest, path: str, known: set, overwrite: bool) -> None:
+def check_free_path(manifest: Manifest, path: str, known: set, overwrite: bool) -> None:
+    """Raise ``FileExistsError`` if ``path`` (relative to the report) holds a file that neither
+    the manifest (``known``, ``pending``) records nor ``overwrite`` lets this export replace."""
     if overwrite or path in manifest.pending or path in known:
         return
     if not manifest.folder.joinpath(path).exists():
@@ -517,6 +518,7 @@ __all__ = [
     "Chunk",
     "Run",
     "Writer",
+    "check_free_path",
     "check_layer_groups",
     "diagnosis_of",
     "file_id",

@@ -15,7 +15,6 @@ import inspect
 import os
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from ..core.sources import open_source
 from ..render.encode import png_thumbnail
 from .manifest import Manifest, normalize
 from .plan import Plan, Settings
+from .run import check_free_path
 
 TRUST_FOLDER = "_trust"  # model slugs never start with "_", so this cannot meet a layer folder
 TRUST_IMAGES = 64  # images evaluated by default: the first ones of the export
@@ -182,13 +182,7 @@ def _check_free(manifest: Manifest, slug: str, overwrite: bool) -> None:
     known = manifest.known_paths()
     for name in FIGURE_NAMES:
         for parts in ((slug, TRUST_FOLDER, name), ("thumbs", slug, TRUST_FOLDER, name)):
-            rel = "/".join(parts)
-            target = contained(manifest.folder, *rel.split("/"))
-            if rel not in known and Path(target).exists():
-                raise FileExistsError(
-                    f"{str(target)!r} already exists (not written by vizkit export); pass "
-                    "overwrite=True (--overwrite) to replace it or choose another output folder"
-                )
+            check_free_path(manifest, "/".join(parts), known, overwrite)
 
 
 __all__ = ["FIGURE_NAMES", "TRUST_FOLDER", "TRUST_IMAGES", "check_evaluate", "trust_card"]
