@@ -1387,11 +1387,6 @@ COMMANDS["style-transfer"] = Command(
     _configure_style_transfer,
     _run_style_transfer,
 )
-COMMANDS["style-transfer"] = Command(
-    "paint a content image in the style of another with a model's features (Gatys et al.)",
-    _configure_style_transfer,
-    _run_style_transfer,
-)
 COMMANDS["demo"] = Command(
     "train LeNet-5 and an RBM on MNIST (offline) and export every figure with an HTML report",
     _configure_demo,
