@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     import vizkit
     from vizkit.engines import RayEngine
 
-    from .timing import RESULTS, load_average, machine
+    from .timing import RESULTS, machine, ray_section_head
 
     steps = args.steps or (16 if args.quick else 256)
     data = models.load_dataset("mnist")
@@ -77,14 +77,7 @@ def main(argv=None) -> int:
     command = "python -m benchmarks.atlas" + (" --quick" if args.quick else "")
     info = machine()
     text = [
-        SECTION,
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {info['cpus']} CPUs "
-        f"(GPUs: {info['gpus'] or 'none'}), TensorFlow {info['tensorflow']}, Ray {ray.__version__}; "
-        f"load average when written (1/5/15 min): {load_average()} (a shared machine).",
-        "",
+        *ray_section_head(SECTION, command, info),
         f"`vizkit.atlas(model, x, out, batch_size={args.batch_size}, maximize_steps={steps}, "
         f"engine=...)`: LeNet-5 trained for one epoch on 10,000 digits, {len(x):,} MNIST test "
         f"digits; every channel of its {len(layers)} conv layers ({channels} channels): "

@@ -186,7 +186,7 @@ def main(argv=None) -> int:
 
     import models
 
-    from .timing import RESULTS, load_average, machine
+    from .timing import RESULTS, machine, ray_section_head
 
     count = 2000 if args.quick and args.count is None else args.count
     data = models.load_dataset("mnist")
@@ -206,14 +206,7 @@ def main(argv=None) -> int:
     command = "python -m benchmarks.scale" + (" --quick" if args.quick else "")
     info = machine()
     text = [
-        SECTION,
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {info['cpus']} CPUs "
-        f"(GPUs: {info['gpus'] or 'none'}), TensorFlow {info['tensorflow']}, Ray {ray.__version__}; "
-        f"load average when written (1/5/15 min): {load_average()} (a shared machine).",
-        "",
+        *ray_section_head(SECTION, command, info),
         f"### Top-activating images of every channel: LeNet-5, {len(x):,} MNIST training images",
         "",
         f"`vizkit.top_activating(model, {list(LAYERS)}, None, x, k={args.k}, "

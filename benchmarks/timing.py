@@ -145,6 +145,23 @@ def write_section(
     path.write_text(new.rstrip("\n") + "\n")
 
 
+def ray_section_head(heading: str, command: str, info: dict) -> list[str]:
+    """The first lines of a Ray results section of ``scale.md``: the heading, the command, and
+    when and on what (``info`` from :func:`machine`) it was measured."""
+    import ray
+
+    return [
+        heading,
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {info['cpus']} CPUs "
+        f"(GPUs: {info['gpus'] or 'none'}), TensorFlow {info['tensorflow']}, Ray {ray.__version__}; "
+        f"load average when written (1/5/15 min): {load_average()} (a shared machine).",
+        "",
+    ]
+
+
 def markdown_table(rows: list[dict]) -> list[str]:
     """Lines of a Markdown table with a column per key (in first-seen order)."""
     columns = list(dict.fromkeys(k for row in rows for k in row))

@@ -200,14 +200,25 @@ def check_arguments(args: argparse.Namespace) -> None:
 
         if str(dataset).lower().replace("-", "_") not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; available: {', '.join(DATASETS)}")
-    if getattr(args, "images", None) and dataset:
-        raise ValueError("pass either --images files or --dataset, not both")
+    _check_one_source(args)
     if getattr(args, "preprocess", None):
         _preset(args.preprocess)
     if getattr(args, "method_spec", None) is not None:
         output_target(args.out)
         if getattr(args, "labels", None):
             _class_names(args.labels)
+
+
+def _check_one_source(args: argparse.Namespace) -> None:
+    """At most one of the image sources the command has (--images, --folder, --dataset)."""
+    flags = [f for f in ("--images", "--folder", "--dataset") if hasattr(args, f[2:])]
+    given = [f for f in flags if getattr(args, f[2:])]
+    if len(given) > 1:
+        choices = f"{', '.join(flags[:-1])} or {flags[-1]}"
+        raise ValueError(f"pass one of {choices}, not {' and '.join(given)}")
+    folder = getattr(args, "folder", None)
+    if folder and not Path(folder).is_dir():
+        raise NotADirectoryError(f"no folder at {folder!r} (--folder)")
 
 
 def _check_model_file(path: str) -> None:
@@ -914,13 +925,7 @@ def _run_export(args: argparse.Namespace) -> int:
         name = Path(path).stem
         loaded[name if name not in loaded else path] = _load_model(path, unsafe=args.unsafe)
     labels = args.labels
-    given = [flag for flag, value in (("--images", args.images), ("--folder", args.folder),
-                                      ("--dataset", args.dataset)) if value]  # fmt: skip
-    if len(given) > 1:
-        raise ValueError(f"pass one of --images, --folder or --dataset, not {' and '.join(given)}")
     if args.folder:
-        if not Path(args.folder).is_dir():
-            raise NotADirectoryError(f"no folder at {args.folder!r} (--folder)")
         images = args.folder  # streamed: files are read a chunk at a time
     elif args.dataset:
         import models
@@ -1088,15 +1093,9 @@ def _configure_atlas(p: argparse.ArgumentParser) -> None:
 def _run_atlas(args: argparse.Namespace) -> int:
     from .microscope import atlas
 
-    given = [flag for flag, value in (("--images", args.images), ("--folder", args.folder),
-                                      ("--dataset", args.dataset)) if value]  # fmt: skip
-    if len(given) > 1:
-        raise ValueError(f"pass one of --images, --folder or --dataset, not {' and '.join(given)}")
     engine = _engine_options(args)
     model = _load_model(args.model, unsafe=args.unsafe)
     if args.folder:
-        if not Path(args.folder).is_dir():
-            raise NotADirectoryError(f"no folder at {args.folder!r} (--folder)")
         data = args.folder
     elif args.dataset:
         import models
@@ -1164,8 +1163,6 @@ def _read_batch(args: argparse.Namespace, model, spec: MethodSpec | None = None)
     from .core.images import model_input_shape
     from .core.sources import index_id
 
-    if args.images and args.dataset:
-        raise ValueError("pass either --images files or --dataset, not both")
     size = getattr(args, "size", None)
     if args.dataset:
         import models
@@ -1381,11 +1378,6 @@ COMMANDS["atlas"] = Command(
     "card per channel: its activation-maximisation image, the receptive-field crops of the "
     "-k dataset images that excite it most (scores and image ids), its dead / constant / "
     "input-like flags, its sparsity and a histogram of its activations.",
-)
-COMMANDS["style-transfer"] = Command(
-    "paint a content image in the style of another with a model's features (Gatys et al.)",
-    _configure_style_transfer,
-    _run_style_transfer,
 )
 COMMANDS["style-transfer"] = Command(
     "paint a content image in the style of another with a model's features (Gatys et al.)",

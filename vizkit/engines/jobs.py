@@ -58,9 +58,7 @@ class TopKJob:
         return out
 
     def merge(self, acc: dict[str, TopK] | None, part: dict[str, TopK]) -> dict[str, TopK]:
-        if acc is None:
-            return part
-        return {path: acc[path].merge(best) for path, best in part.items()}
+        return merge_layers(acc, part)
 
 
 @dataclass(frozen=True)
@@ -151,6 +149,4 @@ class AtlasJob:
         return out
 
     def merge(self, acc, part: dict[str, LayerSummary]) -> dict[str, LayerSummary]:
-        if acc is None:
-            return dict(part)
-        return {path: acc[path].merge(summary) for path, summary in part.items()}
+        return merge_layers(acc, part)

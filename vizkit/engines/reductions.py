@@ -186,13 +186,12 @@ class ChannelStats:
         return np.where(ok, cov / np.where(ok, denom, 1.0), 0.0)
 
 
-def merge_layers(
-    acc: dict[str, ChannelStats] | None, part: dict[str, ChannelStats]
-) -> dict[str, ChannelStats]:
-    """``{layer: stats}`` of ``acc`` merged with the next chunk's ``part``."""
+def merge_layers(acc: dict[str, Any] | None, part: dict[str, Any]) -> dict[str, Any]:
+    """``{layer: summary}`` of ``acc`` merged with the next chunk's ``part``, layer by layer
+    (each summary, e.g. a :class:`TopK` or :class:`ChannelStats`, has a ``merge`` method)."""
     if acc is None:
         return dict(part)
-    return {path: acc[path].merge(stats) for path, stats in part.items()}
+    return {path: acc[path].merge(summary) for path, summary in part.items()}
 
 
 HIST_BINS = 32  # bins per channel histogram (a power of two, see Histogram)
