@@ -193,3 +193,27 @@ def test_a_foreign_file_in_the_trust_folder_is_not_replaced(model, images, tmp_p
     assert foreign.read_bytes() == b"mine"
     export(model, images[:2], tmp_path, overwrite=True, **kwargs)
     assert cv2.imread(str(foreign)) is not None
+
+
+def test_a_run_stopped_after_writing_the_card_figures_is_resumed(model, images, tmp_path,
+                                                                   monkeypatch):  # fmt: skip
+    # The card is saved with the manifest, after its figures: figures written by a run that
+    # stopped in between are known to be the export's own (pending), not foreign files.
+    import importlib
+
+    export_module = importlib.import_module("vizkit.report.export")
+    options = {"methods": ["vanilla"], "metrics": ["deletion"], "steps": 2}
+    kwargs = {"methods": [], "diagnose": False, "progress": False, "evaluate": options}
+
+    def stopped(*args, **kw):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export_module, "record_card", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            export(model, images[:2], tmp_path, **kwargs)
+    assert (tmp_path / "tiny" / "_trust" / "trust_curves.png").is_file()
+    export(model, images[:2], tmp_path, **kwargs)  # no FileExistsError, no overwrite needed
+    manifest = load(tmp_path)
+    assert manifest["trust"]["tiny"]["table"]["methods"] == ["vanilla"]
+    assert not any("_trust" in path for path in manifest.get("pending", []))

@@ -70,7 +70,7 @@ from .run import (
     reiterable,
     total_figures,
 )
-from .trust import check_evaluate, trust_card
+from .trust import check_evaluate, record_card, trust_card
 
 DEFAULT_METHODS = ("filters", "feature_maps", "gradcam", "saliency", "occlusion")
 CHUNK = 32  # images computed together by the per-image methods
@@ -303,9 +303,9 @@ def export(
             manifest.diagnosis[plan.name] = diagnosis_of(plan, data, engine=remote)
     if card is not None:
         for plan in plans:
-            manifest.trust[plan.name] = trust_card(plan, data, user_targets, card, manifest,
-                                                   settings, overwrite=overwrite,
-                                                   progress=progress)  # fmt: skip
+            entry = trust_card(plan, data, user_targets, card, manifest, settings,
+                               overwrite=overwrite, progress=progress)  # fmt: skip
+            record_card(manifest, plan, entry)
     run.remove_stale()
     for plan in plans:
         # The images of the per-image view; an export without per-image methods keeps the

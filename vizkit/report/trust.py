@@ -130,6 +130,9 @@ def trust_card(
         message = " ".join(str(exc).split())
         warnings.warn(f"evaluate failed for model {plan.name!r}: {message}", stacklevel=3)
         return {"params": params, "error": message}
+    # Listed as pending first: a run killed before the card is saved leaves figures the next
+    # run knows are its own (see Manifest).
+    manifest.mark_pending(_card_paths(plan.slug))
     written = write_trust_figures(table, folder, dpi=settings.dpi)
     figures = []
     for title, path in written:
@@ -175,14 +178,37 @@ def _on_disk(manifest: Manifest, card: dict[str, Any]) -> bool:
     )
 
 
+def _card_paths(slug: str) -> list[str]:
+    """Every file a card of the model folder ``slug`` may write: figures and thumbnails."""
+    return [
+        "/".join(parts)
+        for name in FIGURE_NAMES
+        for parts in ((slug, TRUST_FOLDER, name), ("thumbs", slug, TRUST_FOLDER, name))
+    ]
+
+
+def record_card(manifest: Manifest, plan, card: dict[str, Any]) -> None:
+    """Store ``card`` as ``plan``'s model's trust entry, durably, then let its files leave
+    ``pending``."""
+    manifest.trust[plan.name] = card
+    manifest.save()  # the card is not journaled: save it before the pending marks go
+    manifest.drop(_card_paths(plan.slug))
+
+
 def _check_free(manifest: Manifest, slug: str, overwrite: bool) -> None:
     """Refuse to replace a card figure this report did not write (without ``overwrite``)."""
     if overwrite:
         return
     known = manifest.known_paths()
-    for name in FIGURE_NAMES:
-        for parts in ((slug, TRUST_FOLDER, name), ("thumbs", slug, TRUST_FOLDER, name)):
-            check_free_path(manifest, "/".join(parts), known, overwrite)
+    for path in _card_paths(slug):
+        check_free_path(manifest, path, known, overwrite)
 
 
-__all__ = ["FIGURE_NAMES", "TRUST_FOLDER", "TRUST_IMAGES", "check_evaluate", "trust_card"]
+__all__ = [
+    "FIGURE_NAMES",
+    "TRUST_FOLDER",
+    "TRUST_IMAGES",
+    "check_evaluate",
+    "record_card",
+    "trust_card",
+]
