@@ -145,3 +145,40 @@ def test_without_ray_nothing_is_written(model, tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r'pip install "vizkit\[ray\]"'):
         export(model, digits(2), tmp_path / "out", engine="ray", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_mid_export_is_retried_and_the_report_is_whole(
+    ray_local, model, tmp_path, monkeypatch
+):
+    import os
+
+    import tensorflow as tf
+
+    monkeypatch.setattr(export_module, "CHUNK", 4)
+    x = digits(12, seed=5)
+    x[x == 0.5] = 0.25
+    x[9, 0, 0, 0] = 0.5  # the sentinel sits in chunk 3 of 3
+    marker = str(tmp_path / "died")
+
+    def die_once(batch):
+        def check(values):
+            if np.any(values.numpy()[:, 0, 0, 0] == 0.5) and not os.path.exists(marker):
+                open(marker, "w").close()
+                os._exit(1)  # the worker process dies, as on a lost node
+            return values
+
+        out = tf.py_function(check, [batch], tf.float32)
+        out.set_shape(batch.shape)
+        return out
+
+    kwargs = {"methods": ["saliency"], "preprocess": die_once, "diagnose": False,
+              "progress": False}  # fmt: skip
+    export(model, x, tmp_path / "ray", engine="ray", workers=2, **kwargs)
+    assert os.path.exists(marker), "the worker did not die: the test proves nothing"
+    export(model, x, tmp_path / "local", **kwargs)
+    local, remote = load(tmp_path / "local"), load(tmp_path / "ray")
+    assert len(remote["files"]) == 12  # each image once, none lost, none twice
+    assert_same_entries(local, remote)
+    assert files(tmp_path / "local").keys() == files(tmp_path / "ray").keys()
+    assert not (tmp_path / "ray" / STAGING).exists()
