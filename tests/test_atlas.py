@@ -316,6 +316,23 @@ def test_known_answers_a_plus_detector_a_dead_and_a_constant_channel(tmp_path):
     assert rows[0][:5] == ["det", "10x10x3", "3", "1", "1"]
 
 
+def test_preprocessing_runs_in_the_graph_and_is_recorded(tmp_path):
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0, 0.25, (6, 12, 12, 1)).astype(np.float32)
+    x[2, 5, 4:7, 0] = 1.0  # a plus with its box corner at (4, 4)
+    x[2, 4:7, 5, 0] = 1.0
+    out = tmp_path / "site"
+    vizkit.atlas(detector_model(), x, out, preprocess="scale255", maximize_steps=2,
+                 progress=False)  # fmt: skip
+    record = manifest(out)
+    assert record["settings"]["preprocess"] == "scale255"
+    best = record["layers"][0]["units"][0]["top"][0]
+    corners = x[2, [4, 4, 6, 6], [4, 6, 4, 6], 0].sum()
+    assert best["index"] == 2
+    # the detector sees pixels x 255: weights +1 on the plus, -1 on the corners, bias -2
+    assert best["score"] == pytest.approx(255 * (5 - corners) - 2, rel=1e-5)
+
+
 # -- files ----------------------------------------------------------------------------------------
 def test_folder_rules_as_export_never_replace_a_file_without_overwrite(tmp_path):
     model, x = exact_cnn(), exact_images(10)
@@ -410,6 +427,7 @@ def test_bad_input_is_one_clear_line(tmp_path):
         (dict(layers=["dense"]), ValueError, "layers: 'dense' has output shape"),
         (dict(k=0), ValueError, "k must be a positive int"),
         (dict(engine="spark"), ValueError, "engine must be one of"),
+        (dict(preprocess="caffee"), ValueError, "unknown preprocess preset 'caffee'"),
     ]
     for i, (change, kind, message) in enumerate(cases):
         args = {"data": x, "layers": None, **change}

@@ -153,6 +153,7 @@ def atlas(
     from ..core.sources import open_source
     from ..engines import progress_bars, resolve_engine, run
     from ..methods.top_activating import receptive_field
+    from ..report.inputs import resolve_preprocess
     from . import site
 
     check_model(model)
@@ -161,6 +162,7 @@ def atlas(
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
     chosen = resolve_engine(engine, address=address, workers=workers)
+    pre_name, preprocess = resolve_preprocess(preprocess)  # a wrong name fails before any work
     page_size = site.PAGE_SIZE if page_size is None else positive_int(page_size, "page_size")
     paths = atlas_layers(model, layers)
     shapes = _shapes(model, paths)
@@ -186,6 +188,7 @@ def atlas(
             "dead_tol": DEAD_TOL,
             "constant_tol": CONSTANT_TOL,
             "copy_threshold": COPY_THRESHOLD,
+            "preprocess": pre_name,
         },
     }
     return site.write_site(folder, info, found, plan)
