@@ -187,6 +187,19 @@ def test_export_and_diagnose_commands(saved, tmp_path, capsys):
     assert code == 0 and [r["path"] for r in report["layers"]][:2] == ["c1", "c2"]
     code, out, _ = run(capsys, "diagnose", saved / "tiny.keras", "--images", saved / "a.png")
     assert code == 0 and "Diagnosis of model 'tiny'" in out
+    # a folder is streamed: the same answer as its files read into memory
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes((saved / "a.png").read_bytes())
+    args = ("diagnose", saved / "tiny.keras", "--json")
+    code, streamed, err = run(capsys, *args, "--folder", folder)
+    assert code == 0, err
+    _, listed, _ = run(capsys, *args, "--images", folder / "a.png", folder / "b.png")
+    assert json.loads(streamed) == json.loads(listed)
+    assert json.loads(streamed)["n_images"] == 2
+    code, _, err = run(capsys, *args, "--folder", folder, "--dataset", "digits")
+    assert code == 1 and "not --folder and --dataset" in err
 
 
 def test_export_evaluate_adds_the_default_trust_card(saved, tmp_path, capsys):

@@ -291,6 +291,17 @@ def _out_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
+def _folder_arg(p: argparse.ArgumentParser) -> None:
+    """``--folder DIR``: images streamed from a folder (with ``--engine ray``, each worker reads
+    its own files)."""
+    p.add_argument(
+        "--folder",
+        metavar="DIR",
+        help="a folder of image files (searched recursively), read chunk by chunk, so any "
+        "number of images fits in memory (with --engine ray each worker reads its own files)",
+    )
+
+
 def _preprocess_arg(p: argparse.ArgumentParser) -> None:
     """``--preprocess NAME``, checked by :func:`check_arguments` before the model loads."""
     p.add_argument(
@@ -874,12 +885,7 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
         default="filters,feature_maps,gradcam,saliency,occlusion",
         help=f"comma-separated methods or 'all'; known: {','.join(METHODS)}",
     )
-    p.add_argument(
-        "--folder",
-        metavar="DIR",
-        help="a folder of image files (searched recursively), read chunk by chunk while the "
-        "export runs, so any number of images fits in memory",
-    )
+    _folder_arg(p)
     p.add_argument("--formats", default="png", help="comma-separated: png, pdf, svg")
     p.add_argument(
         "--style",
@@ -969,6 +975,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def _configure_diagnose(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     _image_args(p)
+    _folder_arg(p)
     _engine_args(p)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
 
@@ -978,9 +985,10 @@ def _run_diagnose(args: argparse.Namespace) -> int:
 
     import vizkit
 
+    engine = _engine_options(args)
     model = _load_model(args.model, unsafe=args.unsafe)
-    images = _read_images(args, model, required=True)
-    result = vizkit.diagnose(model, images, **_engine_options(args))
+    images = args.folder or _read_images(args, model, required=True)
+    result = vizkit.diagnose(model, images, **engine)
     if args.json:
         from .core.jsonutil import jsonable
 
@@ -1054,12 +1062,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _configure_atlas(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     _image_args(p, count_help="dataset test images to read (default: the whole test split)")
-    p.add_argument(
-        "--folder",
-        metavar="DIR",
-        help="a folder of image files (searched recursively), read chunk by chunk, so any "
-        "number of images fits in memory",
-    )
+    _folder_arg(p)
     p.add_argument(
         "--layer",
         action="append",
