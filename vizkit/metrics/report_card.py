@@ -194,7 +194,8 @@ class TrustTable:
                 line += f"; a random pixel order scores {ref:.3g}"
                 worse = [m for m in self.methods if metric in self.no_better_than_chance(m)]
                 if worse:
-                    line += f", and {', '.join(worse)} do no better than that"
+                    verb = "does" if len(worse) == 1 else "do"
+                    line += f", and {', '.join(worse)} {verb} no better than that"
             lines.append(line + ".")
         faith = ", ".join(LABELS[k] for k in FAITHFULNESS if k in self.metrics)
         pick = self.recommended()
