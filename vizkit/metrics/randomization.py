@@ -210,7 +210,7 @@ def randomization_tests(
         for step, path in enumerate(
             tqdm(paths, desc="randomising", unit="layer", disable=_off(progress))
         ):
-            saved = copy.randomise(path, seed)
+            saved = copy.randomise(path, seed, save=not cascade)
             with _quiet():
                 for m, e in explainers.items():
                     now = e(copy.model, x, aux)
@@ -289,10 +289,11 @@ class _Copy:
         layer = dict(iter_layers(self.model))[path]
         return [v for v in layer.weights if np.issubdtype(np.dtype(v.dtype), np.floating)]
 
-    def randomise(self, path: str, seed: int) -> list[np.ndarray]:
-        """Give ``path`` its random weights; returns the values it had."""
+    def randomise(self, path: str, seed: int, *, save: bool = True) -> list[np.ndarray]:
+        """Give ``path`` its random weights; returns the values it had (none without
+        ``save``: a cascade never puts them back)."""
         variables = self.variables(path)
-        saved = [np.array(v.numpy()) for v in variables]
+        saved = [np.array(v.numpy()) for v in variables] if save else []
         key = (seed, path)
         if key not in self.draws:
             if any(k[0] != seed for k in self.draws):
