@@ -217,3 +217,19 @@ def test_a_run_stopped_after_writing_the_card_figures_is_resumed(model, images, 
     manifest = load(tmp_path)
     assert manifest["trust"]["tiny"]["table"]["methods"] == ["vanilla"]
     assert not any("_trust" in path for path in manifest.get("pending", []))
+
+
+def test_the_card_uses_the_exports_preprocessing(model, images, tmp_path):
+    options = {"methods": ["vanilla"], "metrics": ["deletion", "insertion"], "steps": 3}
+    export(model, images[:3], tmp_path, methods=[], diagnose=False, progress=False,
+           preprocess="tf", evaluate=options)  # fmt: skip
+    card = load(tmp_path)["trust"]["tiny"]
+    assert card["params"]["preprocess"] == "tf"
+    direct = evaluate(model, images[:3], preprocess="tf", progress=False, **options).to_dict()
+    plain = evaluate(model, images[:3], progress=False, **options).to_dict()
+    got = card["table"]["table"]["vanilla"]["deletion"]["per_image"]
+    np.testing.assert_allclose(got, direct["table"]["vanilla"]["deletion"]["per_image"], atol=1e-6)
+    assert not np.allclose(got, plain["table"]["vanilla"]["deletion"]["per_image"], atol=1e-3)
+    with pytest.raises(ValueError, match="unknown keys \\['preprocess'\\]"):
+        export(model, images[:3], tmp_path / "x", methods=[], progress=False,
+               evaluate={"preprocess": "tf"})  # fmt: skip

@@ -218,6 +218,13 @@ def test_evaluate_command(tmp_path, capsys):
     assert "pass overwrite=True (--overwrite)" in capsys.readouterr().err
     assert main([str(a) for a in [*argv[:-1], "--baseline", "grey", "--quiet"]]) == 1
     assert "--baseline must be a number or 'blur', got 'grey'" in capsys.readouterr().err
+    base = argv[:-2]  # without the output folder and --quiet
+    assert main([str(a) for a in [*base, tmp_path / "pre", "--preprocess", "tf", "--quiet"]]) == 0
+    settings = json.loads((tmp_path / "pre" / "trust.json").read_text())["settings"]
+    assert settings["method_options"]["vanilla"]["preprocess"] == "tf"
+    capsys.readouterr()
+    assert main([str(a) for a in [*base, tmp_path / "x", "--preprocess", "tff"]]) == 1
+    assert "unknown preprocess preset 'tff'" in capsys.readouterr().err
 
 
 def test_a_sane_method_no_better_than_chance_is_not_recommended():
@@ -240,3 +247,50 @@ def test_a_sane_method_no_better_than_chance_is_not_recommended():
         "deletion, insertion (gradcam pass the checks but are no more faithful than chance): "
         "trust none of these maps for this model."
     )
+
+
+def _cnn_after(first: keras.layers.Layer) -> keras.Model:
+    """:func:`small_cnn`'s layers behind ``first`` (same layer positions for either first)."""
+    inp = keras.Input((12, 12, 1))
+    h = first(inp)
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="conv1")(h)
+    h = keras.layers.MaxPooling2D(2, name="pool1")(h)
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv2")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="dense")(h))
+
+
+def test_evaluate_with_preprocess_equals_the_model_with_it_built_in():
+    # The "tf" preset ([-1, 1]) in the graph vs a Rescaling(2, offset=-1) layer in the model: the
+    # same card, whatever the metric (perturbed copies and noise stay in image space in both).
+    keras.utils.set_random_seed(8)
+    plain = _cnn_after(keras.layers.Identity(name="pre"))
+    built_in = _cnn_after(keras.layers.Rescaling(2.0, offset=-1.0, name="pre"))
+    built_in.set_weights(plain.get_weights())  # built_in(x) == plain(2 * x - 1)
+    x = random_images(6, seed=9)
+    kwargs = {
+        "methods": ["vanilla", "occlusion"],
+        "metrics": ["deletion", "insertion", "mufidelity", "sensitivity", "randomization"],
+        "steps": 4,
+        "samples": 16,
+        "method_options": {"occlusion": {"patch": 4, "stride": 4}},
+        "progress": False,
+    }
+    ours = vizkit.evaluate(plain, x, preprocess="tf", **kwargs).to_dict()
+    reference = vizkit.evaluate(built_in, x, **kwargs).to_dict()
+    for method in kwargs["methods"]:
+        for metric in kwargs["metrics"]:
+            got = np.asarray(ours["table"][method][metric]["per_image"], np.float64)
+            want = np.asarray(reference["table"][method][metric]["per_image"], np.float64)
+            # float32 sums in another order (x * 255 before vs after the first kernel)
+            np.testing.assert_allclose(
+                got, want, rtol=2e-3, atol=2e-4, err_msg=f"{method} {metric}"
+            )
+    # Without the preprocessing the plain model sees other inputs: another card.
+    other = vizkit.evaluate(plain, x, **kwargs).to_dict()
+    for metric in ("deletion", "mufidelity"):
+        assert not np.allclose(
+            other["table"]["occlusion"][metric]["per_image"],
+            reference["table"]["occlusion"][metric]["per_image"],
+            atol=1e-3,
+        )

@@ -1022,6 +1022,7 @@ def _configure_evaluate(p: argparse.ArgumentParser) -> None:
         help="what removed pixels become: a number or 'blur' (a blurred copy of the image)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    _preprocess_arg(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier report in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -1051,6 +1052,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         steps=args.steps,
         baseline=baseline,
         seed=args.seed,
+        preprocess=_preset(args.preprocess) if args.preprocess else None,
         progress=not args.quiet,
     )
     index = write_trust_report(table, args.out, overwrite=args.overwrite)

@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 from ..core.checks import positive_int, positive_number
 from ..core.graph import check_batch_size
 from ..core.images import to_batch
-from ..core.jsonutil import jsonable
+from ..core.jsonutil import describe, jsonable
 from ..core.targets import prepare
+from ..preprocessing import Preset
 from .inputs import Explainer, check_baseline, explainer
 from .map_statistics import complexity, sparseness
 from .names import (
@@ -344,6 +345,7 @@ def evaluate(
     sanity_threshold: float = SANITY_THRESHOLD,
     method_options: Mapping[str, Mapping[str, Any]] | None = None,
     batch_size: int | None = None,
+    preprocess=None,
     progress: bool | None = None,
 ) -> TrustTable:
     """Which map to trust: every metric for every explanation method, on the same images.
@@ -382,6 +384,10 @@ def evaluate(
         4}}``). Integrated gradients' completeness warning is off unless asked for.
     batch_size : int or None
         Model inputs per compiled call, default 32.
+    preprocess : callable, preset name or None
+        The model's input preprocessing, applied in the graph to the images in [0, 1] (and to
+        their perturbed copies: baselines and noise stay in image space) by every method and
+        metric; a method's own ``preprocess`` option wins.
     progress : bool or None
         Progress bars (None: only on a terminal).
 
@@ -395,7 +401,7 @@ def evaluate(
         For an unknown method or metric (the message lists the known ones) or bad arguments of
         the metrics.
     """
-    explainers = _explainers(methods, method_options, batch_size)
+    explainers = _explainers(methods, method_options, batch_size, preprocess)
     chosen = _metrics(metrics)
     size = check_batch_size(batch_size)
     x = to_batch(images, model)
@@ -408,9 +414,11 @@ def evaluate(
     samples = positive_int(samples, "samples", minimum=2)
     sanity_threshold = positive_number(sanity_threshold, "sanity_threshold")
     check_baseline(baseline, x)
-    aux = prepare(model, x, targets, batch_size=size).aux
+    aux = prepare(model, x, targets, batch_size=size, preprocess=preprocess).aux
     common = {"batch_size": size}
-    curve = {"steps": steps, "baseline": baseline, "return_curve": True, **common}
+    # The perturbation metrics call the model themselves; the others only through the methods.
+    perturb = {"preprocess": preprocess, **common}
+    curve = {"steps": steps, "baseline": baseline, "return_curve": True, **perturb}
     values: dict[str, dict[str, np.ndarray]] = {m: {} for m in explainers}
     curves: dict[str, dict[str, np.ndarray]] = {m: {} for m in explainers}
     local = [k for k in chosen if k != "randomization"]
@@ -431,7 +439,14 @@ def evaluate(
                     values[name][k], curves[name][k] = fn(model, x, maps, aux, **curve)
                 elif k == "mufidelity":
                     values[name][k] = mufidelity(
-                        model, x, maps, aux, samples=samples, baseline=baseline, seed=seed, **common
+                        model,
+                        x,
+                        maps,
+                        aux,
+                        samples=samples,
+                        baseline=baseline,
+                        seed=seed,
+                        **perturb,
                     )
                 elif k == "sensitivity":
                     values[name][k] = sensitivity(model, x, explain, aux, seed=seed, **common)
@@ -451,7 +466,7 @@ def evaluate(
             values[name]["randomization"] = result.final()
     ref, ref_curves = {}, {}
     if reference:
-        ref, ref_curves = _reference(model, x, aux, chosen, curve, samples, baseline, seed, common)
+        ref, ref_curves = _reference(model, x, aux, chosen, curve, samples, baseline, seed, perturb)
     return TrustTable(
         methods=tuple(explainers),
         metrics=chosen,
@@ -472,13 +487,20 @@ def evaluate(
             "mufidelity_samples": samples,
             "seed": seed,
             "strip_image": strip_image,
-            "method_options": {m: dict(e.options) for m, e in explainers.items()},
+            "method_options": {
+                m: {k: _recorded(v) for k, v in e.options.items()} for m, e in explainers.items()
+            },
         },
     )
 
 
 # --------------------------------------------------------------------------------------------
-def _explainers(methods, method_options, batch_size) -> dict[str, Explainer]:
+def _recorded(value):
+    """An option as the table records it: a preset by its name, other objects by their repr."""
+    return value.name if isinstance(value, Preset) else describe(value)
+
+
+def _explainers(methods, method_options, batch_size, preprocess=None) -> dict[str, Explainer]:
     if isinstance(methods, str):
         methods = [methods]
     methods = list(dict.fromkeys(methods))
@@ -495,6 +517,8 @@ def _explainers(methods, method_options, batch_size) -> dict[str, Explainer]:
         wanted = dict(options.get(name, {}))
         if name == "integrated":
             wanted.setdefault("warn", False)
+        if preprocess is not None:
+            wanted.setdefault("preprocess", preprocess)
         out[name] = explainer(name, wanted, batch_size)
     return out
 
@@ -507,7 +531,7 @@ def _metrics(metrics) -> tuple[str, ...]:
     return tuple(k for k in METRICS if k in names)
 
 
-def _reference(model, x, aux, chosen, curve, samples, baseline, seed, common):
+def _reference(model, x, aux, chosen, curve, samples, baseline, seed, perturb):
     """A random pixel order's deletion, insertion and muFidelity: the chance level."""
     noise = np.random.default_rng(seed).random(x.shape[:3])
     ref, ref_curves = {}, {}
@@ -517,7 +541,7 @@ def _reference(model, x, aux, chosen, curve, samples, baseline, seed, common):
             ref[k], ref_curves[k] = fn(model, x, noise, aux, **curve)
     if "mufidelity" in chosen:
         ref["mufidelity"] = mufidelity(
-            model, x, noise, aux, samples=samples, baseline=baseline, seed=seed, **common
+            model, x, noise, aux, samples=samples, baseline=baseline, seed=seed, **perturb
         )
     return ref, ref_curves
 

@@ -245,12 +245,6 @@ def export(
         class_names=resolve_labels(labels),
     )
     pre_name, pre_fn = resolve_preprocess(preprocess)
-    if card is not None and pre_fn is not None:
-        raise ValueError(
-            f"evaluate cannot be combined with preprocess={pre_name!r}: vizkit.evaluate scores "
-            "maps of the model's own inputs; export the trust card of a model that includes "
-            "its preprocessing"
-        )
     remote = _engine(engine, address, workers)
     # With engine="ray", workers counts Ray workers; the per-layer figures get the default.
     workers = check_workers(None if isinstance(engine, str) and engine == "ray" else workers)

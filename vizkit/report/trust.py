@@ -33,7 +33,7 @@ TRUST_FOLDER = "_trust"  # model slugs never start with "_", so this cannot meet
 TRUST_IMAGES = 64  # images evaluated by default: the first ones of the export
 THUMBNAIL = 480  # the card's figures are wide (a strip of maps per method): larger thumbnails
 # Arguments of vizkit.evaluate that the export sets itself.
-_OWN = ("model", "images", "targets", "progress")
+_OWN = ("model", "images", "targets", "progress", "preprocess")  # set by the export itself
 FIGURE_NAMES = ("trust_curves.png", "trust_randomization.png", "trust_layers.png")
 
 
@@ -67,7 +67,7 @@ def check_evaluate(evaluate) -> dict[str, Any] | None:
     if unknown:
         raise ValueError(
             f"evaluate has unknown keys {unknown}; known: {['count', *known]} (the export sets "
-            "the images, targets and progress itself)"
+            "the images, targets, preprocessing and progress itself)"
         )
     for key, allowed in (("methods", EXPLANATIONS), ("metrics", METRICS)):
         value = options.get(key)
@@ -116,6 +116,7 @@ def trust_card(
             "images_sha1": hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()[:16],
             "weights_sha1": plan.info["weights_sha1"],
             "targets": targets,
+            "preprocess": plan.info.get("preprocess"),
         }
     )
     old = manifest.trust.get(plan.name)
@@ -125,7 +126,9 @@ def trust_card(
     folder = contained(root, plan.slug, TRUST_FOLDER)
     _check_free(manifest, plan.slug, overwrite)
     try:
-        table = evaluate(plan.model, x, targets=targets, progress=progress, **kwargs)
+        table = evaluate(
+            plan.model, x, targets=targets, preprocess=plan.preprocess, progress=progress, **kwargs
+        )
     except (ValueError, TypeError) as exc:
         message = " ".join(str(exc).split())
         warnings.warn(f"evaluate failed for model {plan.name!r}: {message}", stacklevel=3)
