@@ -205,3 +205,36 @@ def test_randomization_test_passes_batch_size_to_the_method(monkeypatch):
     x = random_images(3)
     randomization_test(model, x, "vanilla", batch_size=2, layers=["conv2"])
     assert seen and set(seen) == {2}  # the original map and the randomised one
+
+
+def test_checkpoints_compare_the_full_cascades_rows_at_evenly_spaced_steps():
+    from vizkit.metrics.randomization import checkpoint_steps
+
+    assert checkpoint_steps(5, None) == {i: i for i in range(5)}
+    assert checkpoint_steps(5, 9) == {i: i for i in range(5)}
+    assert checkpoint_steps(105, 8) == {
+        s: r for r, s in enumerate([0, 15, 30, 45, 59, 74, 89, 104])
+    }
+    assert checkpoint_steps(7, 1) == {6: 0}  # the last step: every layer random
+    with pytest.raises(ValueError, match="checkpoints must be a positive int"):
+        checkpoint_steps(5, 0)
+
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((12, 12, 1))
+    h = inp
+    for i in range(5):
+        h = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name=f"c{i}")(h)
+    out = keras.layers.Dense(3, activation="softmax", name="dense")(
+        keras.layers.GlobalAveragePooling2D()(h)
+    )
+    model = keras.Model(inp, out)
+    x = random_images(4, seed=6)
+    for cascade in (True, False):
+        full = randomization_test(model, x, "vanilla", cascade=cascade, keep=[1])
+        some = randomization_test(model, x, "vanilla", cascade=cascade, keep=[1], checkpoints=3)
+        rows = [0, 2, 5]  # of the 6 layers with weights, output first: linspace(5, 0, 3)
+        assert some.layers == tuple(full.layers[r] for r in rows)
+        np.testing.assert_allclose(
+            some.similarity["spearman"], full.similarity["spearman"][rows], atol=1e-6
+        )
+        np.testing.assert_allclose(some.maps, full.maps[[0, *(r + 1 for r in rows)]], atol=1e-6)

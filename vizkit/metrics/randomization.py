@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..core.checks import flag
+from ..core.checks import flag, positive_int
 from ..core.graph import Tap, check_batch_size
 from ..core.images import to_batch
 from ..core.layers import iter_layers, resolve_layers
@@ -43,7 +43,9 @@ class RandomizationResult:
     method : str
         The explanation method.
     layers : tuple of str
-        Layer paths in the order they were randomised (output first).
+        Layer paths in the order they were randomised (output first); with ``checkpoints``,
+        the layer each compared step ended with (in a cascade, the layers above it are random
+        too).
     cascade : bool
         True: step ``l`` has layers ``0 .. l`` random (cascading); False: only layer ``l``.
     similarity : dict of str -> ndarray, float32, ``(L, N)``
@@ -94,6 +96,7 @@ def randomization_test(
     similarity: str | Sequence[str] = "spearman",
     seed: int = 0,
     keep: int | Sequence[int] | None = 0,
+    checkpoints: int | None = None,
     batch_size: int | None = None,
     progress: bool | None = False,
     **options,
@@ -131,6 +134,11 @@ def randomization_test(
         Seed of the random weights.
     keep : int, sequence of int or None
         Images whose maps are kept for the figure (``result.maps``).
+    checkpoints : int or None
+        Compare the maps after at most this many steps, evenly spaced from the first to the
+        last (which always counts: in a cascade, every layer random); None: after every step.
+        A cascade still randomises every layer; maps are what cost, so a deep model (MobileNetV2
+        has 105 layers with weights) is checked at a few depths.
     batch_size : int or None
         Model inputs per compiled call, default 32.
     progress : bool or None
@@ -161,6 +169,7 @@ def randomization_test(
         similarity=similarity,
         seed=seed,
         keep=keep,
+        checkpoints=checkpoints,
         batch_size=batch_size,
         progress=progress,
     )[name]
@@ -177,6 +186,7 @@ def randomization_tests(
     similarity: str | Sequence[str] = "spearman",
     seed: int = 0,
     keep: int | Sequence[int] | None = 0,
+    checkpoints: int | None = None,
     batch_size: int | None = None,
     progress: bool | None = False,
     method_options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -194,11 +204,12 @@ def randomization_tests(
     kept = _kept(keep, len(x))
     copy = _copy(model)
     paths = _layers(copy.model, model, layers)
+    measured = checkpoint_steps(len(paths), checkpoints)
     aux = prepare(copy.model, x, targets, batch_size=size).aux
     with _quiet():
         original = {m: e(copy.model, x, aux) for m, e in explainers.items()}
     scores = {
-        m: {s: np.empty((len(paths), len(x)), np.float32) for s in measures} for m in original
+        m: {s: np.empty((len(measured), len(x)), np.float32) for s in measures} for m in original
     }
     maps = {m: [original[m][list(kept)]] for m in original}
     # The comparisons (ranking every map for Spearman, HOG features) run in a worker thread
@@ -210,22 +221,28 @@ def randomization_tests(
         for step, path in enumerate(
             tqdm(paths, desc="randomising", unit="layer", disable=_off(progress))
         ):
+            row = measured.get(step)
+            if row is None and not cascade:
+                continue  # an unmeasured layer of the independent test changes nothing
             saved = copy.randomise(path, seed, save=not cascade)
-            with _quiet():
-                for m, e in explainers.items():
-                    now = e(copy.model, x, aux)
-                    task = worker.submit(lambda r, v: r.result().compare(v), references[m], now)
-                    pending.append((m, step, task))
-                    maps[m].append(now[list(kept)])
+            if row is not None:
+                with _quiet():
+                    for m, e in explainers.items():
+                        now = e(copy.model, x, aux)
+                        compare = worker.submit(
+                            lambda r, v: r.result().compare(v), references[m], now
+                        )
+                        pending.append((m, row, compare))
+                        maps[m].append(now[list(kept)])
             if not cascade:
                 copy.restore(path, saved)
-        for m, step, task in pending:
-            for s, values in task.result().items():
-                scores[m][s][step] = values
+        for m, row, compare in pending:
+            for s, values in compare.result().items():
+                scores[m][s][row] = values
     return {
         m: RandomizationResult(
             method=m,
-            layers=tuple(paths),
+            layers=tuple(paths[step] for step in measured),
             cascade=cascade,
             similarity=scores[m],
             maps=np.stack(maps[m]).astype(np.float32) if kept else None,
@@ -347,6 +364,16 @@ def _draw(layer, variable, key: list[int]) -> np.ndarray:
     current = np.asarray(variable.numpy(), np.float64)
     rng = np.random.default_rng(seed)
     return rng.normal(current.mean(), current.std(), shape).astype(np.dtype(variable.dtype))
+
+
+def checkpoint_steps(n_steps: int, checkpoints: int | None) -> dict[int, int]:
+    """``{step: row}`` for the steps whose maps are compared: at most ``checkpoints`` of
+    ``0 .. n_steps - 1``, evenly spaced, the last always among them (None: every step)."""
+    k = n_steps if checkpoints is None else positive_int(checkpoints, "checkpoints")
+    if k >= n_steps:
+        return {step: step for step in range(n_steps)}
+    steps = np.unique(np.round(np.linspace(n_steps - 1, 0, k)).astype(int))  # the last first
+    return {int(step): row for row, step in enumerate(steps)}
 
 
 def _layers(clone: keras.Model, model: keras.Model, layers) -> list[str]:

@@ -47,6 +47,7 @@ from .robustness import sensitivity
 #: Faithfulness metrics a recommendation ranks methods by.
 FAITHFULNESS = ("deletion", "insertion", "mufidelity")
 SANITY_THRESHOLD = 0.5
+CHECKPOINTS = 8  # randomisation steps compared by default (the strip's columns after the original)
 
 
 @dataclass
@@ -341,6 +342,7 @@ def evaluate(
     samples: int = 128,
     seed: int = 0,
     strip_image: int = 0,
+    checkpoints: int | None = CHECKPOINTS,
     reference: bool = True,
     sanity_threshold: float = SANITY_THRESHOLD,
     method_options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -374,6 +376,9 @@ def evaluate(
         Seed of muFidelity's subsets, the noise, the random classes and the random weights.
     strip_image : int
         Image whose maps are kept for the randomisation strip.
+    checkpoints : int or None
+        The randomisation test compares maps after at most this many of its steps, evenly
+        spaced, the last (every layer random) always among them; None: after every layer.
     reference : bool
         Also score a random pixel order on deletion, insertion and muFidelity.
     sanity_threshold : float
@@ -460,8 +465,9 @@ def evaluate(
     randomised: dict[str, RandomizationResult] = {}
     if "randomization" in chosen:
         randomised = randomization_tests(
-            model, x, explainers, aux, seed=seed, keep=strip_image, progress=progress, **common
-        )
+            model, x, explainers, aux, seed=seed, keep=strip_image, checkpoints=checkpoints,
+            progress=progress, **common,
+        )  # fmt: skip
         for name, result in randomised.items():
             values[name]["randomization"] = result.final()
     ref, ref_curves = {}, {}
