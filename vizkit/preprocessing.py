@@ -377,6 +377,32 @@ def _check_labels(names: list[str], where: str) -> list[str]:
     return names
 
 
+def resolve_preprocess(spec) -> tuple[str | None, Callable | None]:
+    """``(name, function)`` for ``preprocess=``: None, a preset (or its name) or a callable.
+
+    The name is what the manifest records (a callable is named by its module and qualified
+    name, so that a rerun with the same function resumes).
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+    ValueError
+        For an unknown preset name (the message lists the known ones).
+    """
+    if spec is None:
+        return None, None
+    if isinstance(spec, (str, Preset)):
+        preset = get_preset(spec)
+        return preset.name, preset
+    if callable(spec):
+        name = getattr(spec, "__qualname__", None) or type(spec).__qualname__
+        return f"{getattr(spec, '__module__', '') or ''}.{name}".lstrip("."), spec
+    raise TypeError(
+        f"preprocess must be None, a preset name or a callable, got {type(spec).__name__}"
+    )
+
+
 __all__ = [
     "CAFFE_MEAN_BGR",
     "FAMILIES",
@@ -392,4 +418,5 @@ __all__ = [
     "likely_preset",
     "load_labels",
     "preset_names",
+    "resolve_preprocess",
 ]

@@ -153,7 +153,7 @@ def atlas(
     from ..core.sources import open_source
     from ..engines import progress_bars, resolve_engine, run
     from ..methods.top_activating import receptive_field
-    from ..report.inputs import resolve_preprocess
+    from ..preprocessing import resolve_preprocess
     from . import site
 
     check_model(model)

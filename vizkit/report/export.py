@@ -35,6 +35,7 @@ from ..core.checks import choice, flag, positive_int
 from ..core.files import ensure_writable
 from ..core.images import to_batch
 from ..core.sources import open_source
+from ..preprocessing import resolve_preprocess
 from ..registry import METHODS, check_methods
 from ..render.encode import IMAGE_FORMATS, encode_image
 from ..render.raster import Picture
@@ -44,7 +45,7 @@ from . import captions
 from .compute import ONE_PASS, Context, call
 from .distributed import stream_on_engine
 from .html import INDEX_NAME, PAGE_SIZE, write_report
-from .inputs import resolve_labels, resolve_preprocess
+from .inputs import resolve_labels
 from .manifest import JOURNAL_NAME, Manifest
 from .plan import (
     FORMATS,

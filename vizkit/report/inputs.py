@@ -13,33 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core.graph import Tap, final_activation, map_batches, predict_fn
-from ..preprocessing import Preset, get_preset, label_of, load_labels
-
-
-def resolve_preprocess(spec) -> tuple[str | None, Callable | None]:
-    """``(name, function)`` for ``preprocess=``: None, a preset (or its name) or a callable.
-
-    The name is what the manifest records (a callable is named by its module and qualified
-    name, so that a rerun with the same function resumes).
-
-    Raises
-    ------
-    TypeError
-        For anything else.
-    ValueError
-        For an unknown preset name (the message lists the known ones).
-    """
-    if spec is None:
-        return None, None
-    if isinstance(spec, (str, Preset)):
-        preset = get_preset(spec)
-        return preset.name, preset
-    if callable(spec):
-        name = getattr(spec, "__qualname__", None) or type(spec).__qualname__
-        return f"{getattr(spec, '__module__', '') or ''}.{name}".lstrip("."), spec
-    raise TypeError(
-        f"preprocess must be None, a preset name or a callable, got {type(spec).__name__}"
-    )
+from ..preprocessing import label_of, load_labels
 
 
 def resolve_labels(spec) -> list[str] | None:
