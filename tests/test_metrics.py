@@ -337,6 +337,14 @@ def test_similarity_measures():
     b = rng.normal(size=(3, 24, 24))
     expected = [spearmanr(np.abs(a[i]).ravel(), np.abs(b[i]).ravel())[0] for i in range(3)]
     np.testing.assert_allclose(spearman(a, b), expected, atol=1e-6)
+    # Ties (rounded maps, a digit's black background) get average ranks, as scipy gives them.
+    tied_a, tied_b = np.round(a, 1), np.round(b, 0)
+    tied_b[0, :12] = 0.0
+    expected = [
+        spearmanr(np.abs(tied_a[i]).ravel(), np.abs(tied_b[i]).ravel())[0] for i in range(3)
+    ]
+    np.testing.assert_allclose(spearman(tied_a, tied_b), expected, atol=1e-6)
+    np.testing.assert_allclose(spearman(tied_b, tied_a), expected, atol=1e-6)
     assert np.all(np.abs(similarity(a, b, "ssim")) < 0.3)
     assert np.all(np.abs(similarity(a, b, "hog")) < 0.6)
     # Constant maps: 1 when both are flat, 0 when one is (not NaN).

@@ -69,7 +69,7 @@ def gradient_x_input(
 def input_gradients(model: keras.Model, p: Prepared) -> np.ndarray:
     """``d score / d x`` for a prepared call, chunked through one compiled function."""
     fn = gradient_fn(model, ClassScore(), p.tap, p.x)
-    return map_batches(fn, [p.x, p.aux], p.batch_size)[1].astype(np.float32)
+    return map_batches(fn, [p.x, p.aux], p.batch_size)[1].astype(np.float32, copy=False)
 
 
 def times_input(model: keras.Model, p: Prepared) -> np.ndarray:

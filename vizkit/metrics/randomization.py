@@ -300,11 +300,17 @@ class _Copy:
 
     model: keras.Model
     index: dict[str, int] = field(default_factory=dict)
-    draws: dict[tuple[int, str], list[np.ndarray]] = field(default_factory=dict)
+    draws: dict[tuple[int, str], list] = field(default_factory=dict)
+    _variables: dict[str, list] = field(default_factory=dict)
 
     def variables(self, path: str) -> list:
-        layer = dict(iter_layers(self.model))[path]
-        return [v for v in layer.weights if np.issubdtype(np.dtype(v.dtype), np.floating)]
+        """The floating-point weights of layer ``path`` (looked up once)."""
+        if path not in self._variables:
+            layer = dict(iter_layers(self.model))[path]
+            self._variables[path] = [
+                v for v in layer.weights if np.issubdtype(np.dtype(v.dtype), np.floating)
+            ]
+        return self._variables[path]
 
     def randomise(self, path: str, seed: int, *, save: bool = True) -> list[np.ndarray]:
         """Give ``path`` its random weights; returns the values it had (none without
@@ -316,8 +322,10 @@ class _Copy:
             if any(k[0] != seed for k in self.draws):
                 self.draws.clear()  # keep one seed's draws: they cost a copy of the weights
             layer = dict(iter_layers(self.model))[path]
+            # Kept as tensors: assigning them later copies no NumPy array into TensorFlow.
             self.draws[key] = [
-                _draw(layer, v, [seed, self.index[path], j]) for j, v in enumerate(variables)
+                keras.ops.convert_to_tensor(_draw(layer, v, [seed, self.index[path], j]))
+                for j, v in enumerate(variables)
             ]
         for var, value in zip(variables, self.draws[key], strict=True):
             var.assign(value)
@@ -346,7 +354,9 @@ def _copy(model: keras.Model) -> _Copy:
             ) from exc
         copy = _Copy(clone, {p: i for i, (p, _) in enumerate(iter_layers(clone))})
         _COPIES[model] = copy
-    copy.model.set_weights(model.get_weights())
+    # Variable to variable: no round trip of the weights through NumPy.
+    for mine, theirs in zip(copy.model.weights, model.weights, strict=True):
+        mine.assign(theirs)
     return copy
 
 
