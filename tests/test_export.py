@@ -158,7 +158,7 @@ def test_per_image_methods_run_in_chunks(model, images, tmp_path, monkeypatch):
     export_module = importlib.import_module("vizkit.report.export")
     calls = []
     real_run = Writer.run
-    monkeypatch.setattr(export_module, "CHUNK", 1)
+    monkeypatch.setattr(export_module, "chunk_size", lambda models: 1)
     monkeypatch.setattr(
         Writer, "run", lambda self, g, jobs: calls.append(len(jobs)) or real_run(self, g, jobs)
     )
@@ -203,21 +203,25 @@ def test_resume_false_refuses_to_redo_without_overwrite(model, images, tmp_path)
 
 
 def test_a_crash_mid_write_leaves_no_partial_file(model, images, tmp_path, monkeypatch):
-    real_fsync, count = os.fsync, {"n": 0}
+    real_write, count = os.write, {"n": 0}
 
-    def crash(fd):
-        count["n"] += 1
-        if count["n"] == 5:  # a few figures in: the payload is in the temp file, not yet renamed
-            raise OSError(28, "No space left on device")
-        real_fsync(fd)
+    def full_disk(fd, data):
+        if bytes(data[:4]) == b"\x89PNG":  # a figure's or input picture's bytes
+            count["n"] += 1
+            if count["n"] == 5:  # a few files in: this one is half written when the disk fills
+                real_write(fd, bytes(data[: len(data) // 2]))
+                raise OSError(28, "No space left on device")
+        return real_write(fd, data)
 
-    monkeypatch.setattr(_files.os, "fsync", crash)
+    monkeypatch.setattr(_files.os, "write", full_disk)
     with pytest.raises(OSError, match=r"cannot write .*No space left"):
-        export(model, images, tmp_path, methods=TWO, progress=False)
-    monkeypatch.setattr(_files.os, "fsync", real_fsync)
-    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+        export(model, images, tmp_path, methods=TWO, progress=False, workers=0)
+    monkeypatch.setattr(_files.os, "write", real_write)
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    for png in tmp_path.rglob("*.png"):  # every file left is complete, recorded or not
+        assert cv2.imread(str(png)) is not None, png
     manifest = load(tmp_path)
-    for f in manifest["files"]:  # every recorded file is complete
+    for f in manifest["files"]:
         assert cv2.imread(str(tmp_path / f["path"])) is not None
     done = mtimes(tmp_path)
     recorded = {f["path"] for f in manifest["files"]}
@@ -402,3 +406,19 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     atomic_write(target, "old")
     atomic_write(target, "new")
     assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_chunks_hold_more_small_images():
+    export_module = importlib.import_module("vizkit.report.export")
+
+    def net(shape):
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+
+    digits, photos = net((28, 28, 1)), net((224, 224, 3))
+    assert export_module.chunk_size([digits]) == 128  # as many values as 32 images of 112x112x3
+    assert export_module.chunk_size([photos]) == export_module.CHUNK == 32
+    assert export_module.chunk_size([digits, photos]) == 32  # the smallest over the models
+    inputs = keras.Input((None, None, 3))  # any size: the default
+    free = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    assert export_module.chunk_size([free]) == 32

@@ -24,16 +24,22 @@ METHODS = ["saliency", "occlusion"]
 N_IMAGES = 24
 
 CHILD = r"""
-import sys, time
+import importlib, sys, time
 import numpy as np
 import models, vizkit
 from vizkit.render import tasks
 
-real = tasks.render
+real, real_many = tasks.render, tasks.render_many
 def slow(*args, **kwargs):  # a slow disk: the kill lands in the middle of the run
     time.sleep(0.03)
     return real(*args, **kwargs)
-tasks.render = slow
+def slow_many(kind, results, images=None):  # the same for the figures drawn together
+    time.sleep(0.03 * len(results))
+    return real_many(kind, results, images)
+tasks.render, tasks.render_many = slow, slow_many
+# Small chunks: figures are recorded a few at a time (a chunk's figures of a method are drawn
+# together), so the kill lands between records rather than after the last one.
+importlib.import_module("vizkit.report.export").chunk_size = lambda models: 4
 
 model = models.load_model(sys.argv[1])
 vizkit.export(model, np.load(sys.argv[2]), sys.argv[3], methods=sys.argv[4].split(","),

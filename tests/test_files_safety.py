@@ -24,6 +24,7 @@ import vizkit
 from vizkit.cli import main as cli_main
 from vizkit.core import files as _files
 from vizkit.core.files import contained, safe_name
+from vizkit.render import tasks as render_tasks
 
 X = random_images(2, (8, 8, 1))
 
@@ -250,17 +251,38 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def _fail_writes_after(monkeypatch, n_ok: int, exc: BaseException) -> dict:
-    """Make every atomic write after the first ``n_ok`` fail with ``exc`` (disk full, ...)."""
-    real, count = _files.os.replace, {"n": 0, "written": []}
+    """Make every file write after the first ``n_ok`` fail with ``exc`` (disk full, ...): the
+    atomic ones (their rename) and the export's figures and thumbnail links (straight to their
+    names)."""
+    real_replace, real_redo = _files.os.replace, render_tasks.write_redoable
+    real_link = render_tasks.link_redoable
+    count = {"n": 0, "written": []}
 
-    def replace(src, dst):
+    def gate(path):
         count["n"] += 1
+        if count["n"] > n_ok and isinstance(exc, OSError):  # as the OS reports it: with the path
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(path))
         if count["n"] > n_ok:
             raise exc
-        real(src, dst)
+
+    def replace(src, dst):
+        gate(dst)
+        real_replace(src, dst)
         count["written"].append(Path(dst))
 
+    def redo(path, data):
+        gate(path)
+        real_redo(path, data)
+        count["written"].append(Path(path))
+
+    def link(source, path):
+        gate(path)
+        real_link(source, path)
+        count["written"].append(Path(path))
+
     monkeypatch.setattr(_files.os, "replace", replace)
+    monkeypatch.setattr(render_tasks, "write_redoable", redo)
+    monkeypatch.setattr(render_tasks, "link_redoable", link)
     return count
 
 
@@ -326,3 +348,52 @@ def test_interrupted_export_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert {k for k in rewritten if k.endswith(".png")} == pngs - recorded
     assert not [k for k in final if k.endswith(".tmp")]
     assert os.path.isfile(out / "index.html")
+
+
+def test_redoable_writes_go_straight_to_new_names_and_replace_old_ones_atomically(
+    tmp_path, monkeypatch
+):
+    target = tmp_path / "sub" / "figure.png"  # the folder is made on the way
+    old_mask = os.umask(0o022)
+    try:
+        _files.write_redoable(target, b"first")
+        assert target.read_bytes() == b"first" and (target.stat().st_mode & 0o777) == 0o644
+        renamed = []
+        real_replace = _files.os.replace
+        monkeypatch.setattr(
+            _files.os, "replace", lambda a, b: renamed.append(b) or real_replace(a, b)
+        )
+        _files.write_redoable(target, b"second")  # taken: through a temporary name
+        assert target.read_bytes() == b"second" and renamed == [target]
+        _files.link_redoable(target, tmp_path / "sub" / "thumb.png")
+        assert os.path.samefile(target, tmp_path / "sub" / "thumb.png")
+    finally:
+        os.umask(old_mask)
+
+
+def test_a_failed_redoable_write_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_files.os, "write", full)
+    target = tmp_path / "figure.png"
+    with pytest.raises(OSError, match=r"cannot write '.*figure\.png': No space left"):
+        _files.write_redoable(target, b"x" * 100)
+    assert not list(tmp_path.iterdir())
+
+
+def test_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(dead.stdout)
+    (tmp_path / "a").mkdir()
+    left = tmp_path / "a" / f".img000_saliency.{dead_pid}.0123abcd.tmp.png"
+    live = tmp_path / f".index.{os.getpid()}.89abcdef.tmp.html"
+    mine = tmp_path / ".hidden.123.notes.tmp"  # not one of ours: another pattern
+    for path in (left, live, mine):
+        path.write_bytes(b"partial")
+    assert _files.remove_abandoned(tmp_path) == 1
+    assert not left.exists() and live.exists() and mine.exists()

@@ -180,3 +180,60 @@ def test_png_round_trip_keeps_rgb_order_and_thumbnails_shrink():
     assert picture.fits(50) and not picture.fits(49)
     again = cv2.imdecode(np.frombuffer(png_thumbnail(picture.png(), 25), np.uint8), 1)
     assert max(again.shape[:2]) == 25
+
+
+@pytest.mark.parametrize("factor", [1, 2, 5])
+@pytest.mark.parametrize("gray", [False, True])
+def test_upscaled_png_decodes_to_the_nearest_upscale(factor, gray):
+    from PIL import Image
+
+    from vizkit.render.encode import encode_upscaled_png
+
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (7, 9) if gray else (7, 9, 3), dtype=np.uint8)
+    data = encode_upscaled_png(small, factor)
+    want = np.repeat(np.repeat(small, factor, axis=0), factor, axis=1)
+    # Two independent decoders: libpng through OpenCV, and Pillow's own.
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if not gray:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(decoded, want)
+    np.testing.assert_array_equal(np.asarray(Image.open(__import__("io").BytesIO(data))), want)
+    with pytest.raises(ValueError, match="factor must be a positive int"):
+        encode_upscaled_png(small, 0)
+    with pytest.raises(ValueError, match="pixels must be uint8"):
+        encode_upscaled_png(small.astype(np.float32), 2)
+
+
+def test_a_heat_map_picture_is_encoded_as_its_blocks_and_is_smaller():
+    rng = np.random.default_rng(4)
+    picture = raster.draw_heatmap(rng.random((28, 28)), rng.random((28, 28)))
+    assert picture.blocks == picture.notes["scale"] == 5
+    fast = picture.png()
+    decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(fast, np.uint8), 1), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(decoded, picture.pixels)
+    assert len(fast) < len(encode_png(picture.pixels))
+
+
+def test_heat_maps_drawn_together_equal_heat_maps_drawn_one_by_one():
+    rng = np.random.default_rng(5)
+    maps = rng.normal(size=(6, 7, 7)).astype(np.float32)
+    maps[1] = 3.0  # constant: the lowest colour
+    maps[2, 0, 0] = np.nan  # ignored by the range, coloured as the lowest value
+    maps[3] *= 1e-6  # a tiny range of its own
+    images = rng.random((6, 28, 28, 1)).astype(np.float32)
+    together = raster.render_many("heatmap", list(maps), list(images))
+    for i, picture in enumerate(together):
+        alone = raster.draw_heatmap(maps[i], images[i])  # a coarse map, stretched to 28x28
+        np.testing.assert_array_equal(picture.pixels, alone.pixels)
+        assert picture.notes == alone.notes and picture.blocks == alone.blocks
+    columns = rng.random((3, 8, 8, 4)).astype(np.float32)
+    no_image = raster.render_many("hypercolumn", list(columns))
+    for picture, column in zip(no_image, columns, strict=True):
+        np.testing.assert_array_equal(picture.pixels, raster.draw_hypercolumn(column).pixels)
+        assert picture.notes["of"] == "channel average"
+    # Mixed shapes fall back to one at a time; counts must match.
+    mixed = raster.render_many("heatmap", [maps[0], np.zeros((5, 5))], [images[0], images[1]])
+    assert [p.pixels.shape for p in mixed] == [(140, 140, 3), (140, 140, 3)]
+    with pytest.raises(ValueError, match="got 2 results for 1 images"):
+        raster.render_many("heatmap", [maps[0], maps[1]], [images[0]])

@@ -4,8 +4,9 @@ Every renderer kind of :data:`vizkit.registry.RENDERERS` has a function here tha
 :class:`Picture`: an RGB uint8 array plus ``notes`` (colour map, value range, units, ...) that
 the report writes into captions and the manifest instead of drawing text. Colour maps are lookup
 tables sampled once (:func:`vizkit.plot.colormaps.colormap_table`), so a heat map has the
-colours ``imshow`` would give it; small images are upscaled (nearest for pixels,
-bilinear for heat maps) to a readable size; grids are tiled in NumPy. No text layout, no
+colours ``imshow`` would give it; a heat map is stretched (bilinear) to its image's own
+resolution, blended there and the picture upscaled (nearest: one block per pixel the model
+sees) to a readable size; grids are tiled in NumPy. No text layout, no
 figure objects: a 224x224 overlay takes about a millisecond, and OpenCV releases the GIL, so
 pictures are drawn in threads while the model computes.
 
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .encode import encode_png, shrink
+from .encode import encode_png, encode_upscaled_png, shrink
 
 # Heat maps are upscaled until their short side reaches this: 28x28 digits become 140x140,
 # small enough to be their own thumbnail (no second picture to encode and write).
@@ -43,13 +44,18 @@ class Picture:
 
     ``notes`` holds plain JSON values: ``cmap``, ``range`` ([min, max] of the values coloured),
     ``alpha``, ``scale`` (upscaling factor), ``units``, ``tiles``, ...
+    ``blocks`` > 1 says that ``pixels`` is a smaller picture upscaled that many times (nearest),
+    which the PNG encoder uses (:func:`~vizkit.render.encode.encode_upscaled_png`).
     """
 
     pixels: np.ndarray
     notes: dict[str, Any] = field(default_factory=dict)
+    blocks: int = 1
 
     def png(self) -> bytes:
         """The picture as PNG bytes."""
+        if self.blocks > 1:
+            return encode_upscaled_png(self.pixels[:: self.blocks, :: self.blocks], self.blocks)
         return encode_png(self.pixels)
 
     def fits(self, size: int) -> bool:
@@ -76,6 +82,24 @@ def render(kind: str, result, image=None) -> Picture:
     return draw(result, image)
 
 
+def render_many(kind: str, results: Sequence, images: Sequence | None = None) -> list[Picture]:
+    """:func:`render` of several results of one kind (``images[i]`` for ``results[i]``): heat
+    maps of one shape are drawn together (:func:`draw_heatmaps`), other kinds one by one."""
+    images = [None] * len(results) if images is None else list(images)
+    if len(images) != len(results):
+        raise ValueError(f"got {len(results)} results for {len(images)} images")
+    together = _TOGETHER.get(kind)
+    if together is not None and len(results) > 1:
+        maps = [np.asarray(r, dtype=np.float32) for r in results]
+        alone = all(i is None for i in images)
+        same_images = alone or (
+            all(i is not None for i in images) and len({np.shape(i) for i in images}) == 1
+        )
+        if same_images and len({m.shape for m in maps}) == 1:
+            return together(np.stack(maps), None if alone else np.stack(images))
+    return [render(kind, r, i) for r, i in zip(results, images, strict=True)]
+
+
 # -- building blocks ------------------------------------------------------------------------------
 def color_indices(values, vmin: float | None = None, vmax: float | None = None):
     """``values`` mapped to colour-table indices 0..255 as matplotlib's ``Normalize`` would.
@@ -91,12 +115,7 @@ def color_indices(values, vmin: float | None = None, vmax: float | None = None):
     """
     arr = np.asarray(values, dtype=np.float32)
     lo, hi = value_range(arr, vmin, vmax)
-    if not hi > lo:
-        return np.zeros(arr.shape, np.uint8), (lo, hi)
-    # Divide, then multiply by the table size, in float32: matplotlib's order of operations.
-    scaled = (arr - np.float32(lo)) / np.float32(hi - lo) * np.float32(256.0)
-    scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
-    return np.clip(scaled, 0, 255).astype(np.uint8), (lo, hi)
+    return _indices(arr, np.float32(lo), np.float32(hi)), (lo, hi)
 
 
 def value_range(values: np.ndarray, vmin: float | None, vmax: float | None) -> tuple[float, float]:
@@ -122,16 +141,24 @@ def to_rgb(image) -> np.ndarray:
     """An image ``(H, W)``, ``(H, W, 1|3|4)`` as RGB uint8: floats are clipped to [0, 1] (not
     rescaled), gray is repeated, alpha is dropped."""
     arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[..., :3]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
         raise ValueError(f"image must have shape (H, W) or (H, W, 1|3|4), got {arr.shape}")
+    return rgb_stack(arr[None])[0]
+
+
+def rgb_stack(images) -> np.ndarray:
+    """:func:`to_rgb` of a stack ``(N, H, W[, 1|3|4])``: ``(N, H, W, 3)`` uint8."""
+    arr = np.asarray(images)
+    if arr.ndim == 4 and arr.shape[3] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 4 and arr.shape[3] == 4:
+        arr = arr[..., :3]
+    if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[3] != 3):
+        raise ValueError(f"images must have shape (N, H, W[, 1|3|4]), got {arr.shape}")
     if arr.dtype != np.uint8:
         arr = np.rint(np.clip(arr.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim == 3:
+        arr = np.repeat(arr[..., None], 3, axis=3)
     return np.ascontiguousarray(arr)
 
 
@@ -192,7 +219,7 @@ def gray_or_rgb(images, *, autoscale: bool) -> tuple[np.ndarray, str]:
         return _gray_tiles(scaled), "each tile scaled to its own range"
     if arr.shape[-1] == 1:
         return _gray_tiles(arr), "gray, [0, 1]"
-    return np.stack([to_rgb(a) for a in arr]), "colour, [0, 1]"
+    return rgb_stack(arr), "colour, [0, 1]"
 
 
 def _gray_tiles(arr: np.ndarray) -> np.ndarray:
@@ -222,39 +249,105 @@ def draw_heatmap(
 ) -> Picture:
     """A heat map ``(h, w)`` coloured through ``cmap``, blended over ``image`` ``(H, W[, C])``.
 
-    The image is upscaled by an integer factor (nearest) until its short side reaches ``side``;
-    the heat map is stretched over it with bilinear interpolation (a coarse Grad-CAM map on a
-    full-size photo), then coloured: values ``[vmin, vmax]`` (default: the map's range) span
-    the colour map. Without an image the coloured map is drawn alone (``alpha`` unused).
+    The heat map is stretched to the image's size with bilinear interpolation (a coarse
+    Grad-CAM map on a full-size photo) and coloured: values ``[vmin, vmax]`` (default: the
+    map's range) span the colour map. The blend is then upscaled by an integer factor (nearest)
+    until its short side reaches ``side``, so a 28x28 digit's saliency shows one block per
+    pixel the model sees. Without an image the coloured map is drawn alone (``alpha`` unused).
     """
     hm = np.asarray(heatmap, dtype=np.float32)
     if hm.ndim == 3 and hm.shape[-1] == 1:
         hm = hm[..., 0]
     if hm.ndim != 2:
         raise ValueError(f"heatmap must have shape (H, W), got {hm.shape}")
-    base = None if image is None else to_rgb(image)
-    shape = hm.shape if base is None else base.shape[:2]
+    images = None if image is None else to_rgb(image)[None]
+    return draw_heatmaps(hm[None], images, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, side=side)[
+        0
+    ]
+
+
+def draw_heatmaps(
+    heatmaps,
+    images=None,
+    *,
+    cmap: str = HEATMAP["cmap"],
+    alpha: float = HEATMAP["alpha"],
+    vmin: float | None = None,
+    vmax: float | None = None,
+    side: int = HEATMAP_SIDE,
+) -> list[Picture]:
+    """:func:`draw_heatmap` of ``N`` maps ``(N, h, w)`` over ``N`` images ``(N, H, W[, C])``
+    (or alone) at once: the same pictures, in a few array operations instead of a few per map
+    (the export draws a chunk's maps of one method together)."""
+    hm = np.asarray(heatmaps, dtype=np.float32)
+    if hm.ndim == 4 and hm.shape[-1] == 1:
+        hm = hm[..., 0]
+    if hm.ndim != 3:
+        raise ValueError(f"heatmaps must have shape (N, H, W), got {hm.shape}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    base = None if images is None else rgb_stack(images)
+    if base is not None and len(base) != len(hm):
+        raise ValueError(f"got {len(hm)} heat maps for {len(base)} images")
+    shape = hm.shape[1:] if base is None else base.shape[1:3]
     factor = factor_for(shape, side)
-    size = (shape[1] * factor, shape[0] * factor)  # OpenCV's (width, height)
-    # The colour scale spans the map's own values (interpolation never leaves that range).
-    lo, hi = value_range(hm, vmin, vmax)
-    if hm.shape != (size[1], size[0]):
-        hm = cv2.resize(hm, size, interpolation=cv2.INTER_LINEAR)
-    colour, _ = colorize(hm, cmap, lo, hi)
-    notes: dict[str, Any] = {"cmap": cmap, "range": [lo, hi], "scale": factor}
-    if base is None:
-        return Picture(colour, notes)
-    notes["alpha"] = alpha
-    return Picture(blend(upscale(base, factor), colour, alpha), notes)
+    # The colour scale spans each map's own values (interpolation never leaves that range).
+    ranges = [value_range(m, vmin, vmax) for m in hm]
+    if hm.shape[1:] != shape:
+        hm = np.stack([cv2.resize(m, shape[::-1], interpolation=cv2.INTER_LINEAR) for m in hm])
+    lo = np.array([r[0] for r in ranges], np.float32)[:, None, None]
+    hi = np.array([r[1] for r in ranges], np.float32)[:, None, None]
+    indices = _indices(hm, lo, hi)
+    from ..plot.colormaps import colormap_table
+
+    colour = np.take(colormap_table(cmap), indices, axis=0)  # (N, H, W, 3)
+    notes: dict[str, Any] = {"cmap": cmap, "scale": factor}
+    if base is not None:
+        notes["alpha"] = alpha
+        colour = blend(
+            base.reshape(-1, *base.shape[2:]),
+            colour.reshape(base.shape[0] * base.shape[1], *base.shape[2:]),
+            alpha,
+        )
+    n, h, w = len(hm), *shape
+    stacked = upscale(np.ascontiguousarray(colour).reshape(n * h, w, 3), factor)
+    big = stacked.reshape(n, h * factor, w * factor, 3)  # rows of one map stay together
+    return [
+        Picture(big[i], {**notes, "range": [lo_i, hi_i]}, blocks=factor)
+        for i, (lo_i, hi_i) in enumerate(ranges)
+    ]
+
+
+def _indices(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """:func:`color_indices` with a ``(vmin, vmax)`` per leading index (broadcast ``lo``, ``hi``)."""
+    flat = ~(hi > lo)
+    span = np.where(flat, np.float32(1.0), hi - lo)
+    # Divide, then multiply by the table size, in float32: matplotlib's order of operations.
+    scaled = (values - lo) / span * np.float32(256.0)
+    scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
+    indices = np.clip(scaled, 0, 255).astype(np.uint8)
+    if flat.any():
+        indices[np.broadcast_to(flat, indices.shape)] = 0
+    return indices
 
 
 def draw_hypercolumn(hypercolumn, image=None) -> Picture:
     """Hypercolumns ``(H, W, C)`` (or their ``(H, W)`` average) as a heat map over the image."""
     arr = np.asarray(hypercolumn, dtype=np.float32)
-    if arr.ndim == 3:
-        arr = arr.mean(axis=-1)
-    picture = draw_heatmap(arr, image, **HYPERCOLUMN)
-    return Picture(picture.pixels, {**picture.notes, "of": "channel average"})
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"hypercolumn must have shape (H, W, C) or (H, W), got {arr.shape}")
+    return _hypercolumns(arr[None], None if image is None else to_rgb(image)[None])[0]
+
+
+def _hypercolumns(stack: np.ndarray, images) -> list[Picture]:
+    """Hypercolumns ``(N, H, W[, C])`` over images ``(N, ...)`` or None."""
+    maps = stack.mean(axis=-1) if stack.ndim == 4 else stack
+    pictures = draw_heatmaps(maps, images, **HYPERCOLUMN)
+    return [replace(p, notes={**p.notes, "of": "channel average"}) for p in pictures]
+
+
+def _heatmaps(stack: np.ndarray, images) -> list[Picture]:
+    return draw_heatmaps(stack, images)
 
 
 def draw_feature_maps(maps, image=None, *, max_maps: int = MAX_MAPS) -> Picture:
@@ -300,7 +393,7 @@ def draw_filters(kernels, image=None) -> Picture:
         factor = factor_for(arr.shape, HEATMAP_SIDE, short=False)
         notes = {"cmap": MIXING_CMAP, "range": [-peak, peak], "scale": factor,
                  "rows": f"{arr.shape[0]} input channels", "columns": f"{arr.shape[1]} output channels"}  # fmt: skip
-        return Picture(upscale(np.ascontiguousarray(colour), factor), notes)
+        return Picture(upscale(np.ascontiguousarray(colour), factor), notes, blocks=factor)
     if arr.ndim != 4:
         raise ValueError(
             f"filters must have shape (n, kh, kw, c), or (c_in, c_out) for a 1x1 convolution's "
@@ -365,6 +458,11 @@ _KINDS: dict[str, Callable[..., Picture]] = {
     "top": draw_top,
 }
 KINDS = tuple(_KINDS)
+# Kinds whose results of one shape are drawn together by render_many.
+_TOGETHER: dict[str, Callable[[np.ndarray, np.ndarray | None], list[Picture]]] = {
+    "heatmap": _heatmaps,
+    "hypercolumn": _hypercolumns,
+}
 
 __all__ = [
     "KINDS",
@@ -376,11 +474,14 @@ __all__ = [
     "draw_filters",
     "draw_grid",
     "draw_heatmap",
+    "draw_heatmaps",
     "draw_hypercolumn",
     "draw_pair",
     "draw_top",
     "factor_for",
     "render",
+    "render_many",
+    "rgb_stack",
     "tile",
     "to_rgb",
     "upscale",

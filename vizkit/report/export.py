@@ -5,7 +5,7 @@ How a run goes (:func:`export`):
 1. Arguments, layers and targets are checked and every model is planned: which method runs on
    which layers, under which file names (before anything is written).
 2. The images are streamed (:func:`vizkit.core.sources.open_source`: arrays, folders of image
-   files, file lists, iterators of batches, ``tf.data``), :data:`CHUNK` at a time. For each
+   files, file lists, iterators of batches, ``tf.data``), a chunk at a time (:func:`chunk_size`). For each
    chunk the main thread predicts the classes (captions, targets) and computes every per-image
    method on the images whose figures are not on disk yet; a small worker pool
    (:class:`vizkit.report.pipeline.Pipeline`) draws and writes the figures of that chunk while
@@ -32,8 +32,9 @@ import numpy as np
 
 from ..core.batches import file_fit
 from ..core.checks import choice, flag, positive_int
-from ..core.files import ensure_writable
-from ..core.images import to_batch
+from ..core.files import ensure_writable, remove_abandoned
+from ..core.graph import default_batch_size
+from ..core.images import model_input_shape, to_batch
 from ..core.sources import open_source
 from ..preprocessing import resolve_preprocess
 from ..registry import METHODS, check_methods
@@ -74,7 +75,23 @@ from .run import (
 from .trust import check_evaluate, record_card, trust_card
 
 DEFAULT_METHODS = ("filters", "feature_maps", "gradcam", "saliency", "occlusion")
-CHUNK = 32  # images computed together by the per-image methods
+CHUNK = 32  # images computed together by the per-image methods (more for small images)
+
+
+def chunk_size(models) -> int:
+    """Images per chunk for ``models``: the default batch of their inputs (32, up to 128 for
+    small images such as 28x28 digits: per-chunk costs, a prediction and one call per method,
+    are spread over more images), the smallest over the models; :data:`CHUNK` when a model's
+    input size is not fixed."""
+    sizes = []
+    for model in models:
+        shape = model_input_shape(model)
+        if any(d is None for d in shape):
+            return CHUNK
+        sizes.append(default_batch_size(np.empty((1, *shape), np.float32)))
+    return min(sizes, default=CHUNK)
+
+
 # Images kept from a one-shot stream for top-activating images and the diagnosis: the first
 # SAMPLE, at most SAMPLE_BYTES of them.
 SAMPLE = 1024
@@ -123,12 +140,13 @@ def export(
 
     The images are streamed: the export never holds the whole dataset, and while the model
     computes one chunk the figures of the previous one are drawn and written by ``workers``
-    threads (processes for matplotlib figures). With ``engine="ray"`` each chunk of
-    :data:`CHUNK` images is computed, drawn and written by a Ray worker instead
+    threads (processes for matplotlib figures). With ``engine="ray"`` each chunk of images
+    (:func:`chunk_size`) is computed, drawn and written by a Ray worker instead
     (:mod:`vizkit.report.distributed`); the driver records the figures and writes the report
     once, and the files and manifest entries are those of the local export. Every file is
-    written atomically and recorded in an append-only journal, so an export interrupted at
-    any point (even killed) resumes on a rerun: figures recorded with the same parameters are
+    marked pending in an append-only journal before it is written and recorded there after
+    (a file that replaces another is written atomically), so an export interrupted at any
+    point (even killed) resumes on a rerun: figures recorded with the same parameters are
     skipped and not computed again.
     The report shows exactly what the manifest lists: rerunning a method for a model with fewer
     images or layers removes the figures it no longer makes.
@@ -250,7 +268,8 @@ def export(
     # With engine="ray", workers counts Ray workers; the per-layer figures get the default.
     workers = check_workers(None if isinstance(engine, str) and engine == "ray" else workers)
     images = image_list(images)
-    source = open_source(images, batch_size=CHUNK, **file_fit(next(iter(named.values()))))
+    chunk = chunk_size(named.values())
+    source = open_source(images, batch_size=chunk, **file_fit(next(iter(named.values()))))
     if source.kind == "array":  # in memory anyway: bad pixels are refused before any work
         for batch in source:
             for m in named.values():
@@ -267,12 +286,13 @@ def export(
     ]
     previous = {name: dict(info) for name, info in manifest.models.items()}
     check_layer_groups(plans, manifest, resume=resume, overwrite=overwrite)
-    if (root / JOURNAL_NAME).exists():
-        manifest.save()  # compacts the journal of an interrupted run
+    if (root / JOURNAL_NAME).exists():  # an interrupted run
+        manifest.save()  # compacts its journal
+        remove_abandoned(root)  # and removes the half-written files it left
     for plan in plans:
         manifest.record_model(plan.name, plan.info)  # the folder names, should this run stop
     manifest.settings.update(settings.recorded(), labels=describe_labels(labels))
-    run = Run(manifest, plans, settings, resume=resume, overwrite=overwrite, chunk=CHUNK,
+    run = Run(manifest, plans, settings, resume=resume, overwrite=overwrite, chunk=chunk,
               sample_images=SAMPLE, sample_bytes=SAMPLE_BYTES, engine=remote)  # fmt: skip
     run.start(workers, progress, total=total_figures(plans, source.count))
     again = reiterable(source, images)  # can be read twice (top-activating, diagnosis)
@@ -287,7 +307,7 @@ def export(
             data = images if again else run.sample()
         else:
             data = stream_on_engine(run, source, images, remote, again=again,
-                                    keep=needs_data and not again, chunk=CHUNK)  # fmt: skip
+                                    keep=needs_data and not again, chunk=chunk)  # fmt: skip
         run.layer_groups(data)
         run.finish()
     except BaseException:

@@ -36,7 +36,7 @@ from ..metrics.names import FAILED, LABELS, REFERENCE_ROW, SANITY, cell, legend
 from ..metrics.names import column as metric_column
 from ..registry import METHODS
 from . import captions
-from .manifest import Entry, Manifest
+from .manifest import Entry, Manifest, file_size
 
 INDEX_NAME = "index.html"
 PAGES = "pages"
@@ -102,10 +102,13 @@ def write_report(manifest: Manifest) -> Path:
     pages = report.pages()
     written = {}
     for rel, text in pages.items():
-        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
+        data = text.encode("utf-8")
+        digest = hashlib.sha1(data).hexdigest()
         target = contained(manifest.folder, *rel.split("/"))
-        if manifest.pages.get(rel) != digest or not target.is_file():
-            atomic_write(target, text)
+        # Pages are made again from the manifest whenever they differ, so they are not synced
+        # one by one: a page a power failure emptied has the wrong size and is written again.
+        if manifest.pages.get(rel) != digest or file_size(target) != len(data):
+            atomic_write(target, data, durable=False)
         written[rel] = digest
     for rel in set(manifest.pages) - set(written):
         try:
@@ -115,7 +118,7 @@ def write_report(manifest: Manifest) -> Path:
     manifest.pages = written
     manifest.save()
     path = manifest.folder / INDEX_NAME
-    atomic_write(path, report.index())
+    atomic_write(path, report.index(), durable=False)  # made anew by every export
     return path
 
 

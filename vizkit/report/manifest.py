@@ -87,7 +87,7 @@ class Entry:
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
-def _file_size(path: Path) -> int | None:
+def file_size(path: Path) -> int | None:
     """The length of the regular file ``path``, or None if there is none."""
     try:
         stat = path.stat()
@@ -194,10 +194,10 @@ class Manifest:
     def on_disk(self, entry: Entry) -> bool:
         """Whether the file of ``entry`` (of its recorded size) and its thumbnail (not empty)
         exist."""
-        size = _file_size(self.folder / entry.path)
+        size = file_size(self.folder / entry.path)
         if not size or (entry.size is not None and size != entry.size):
             return False
-        return not entry.thumbnail or bool(_file_size(self.folder / entry.thumbnail))
+        return not entry.thumbnail or bool(file_size(self.folder / entry.thumbnail))
 
     def known_paths(self) -> set[str]:
         """Every file this manifest records: figures, thumbnails, input pictures, pages."""

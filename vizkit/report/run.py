@@ -50,7 +50,8 @@ def _check_job(group, job, manifest: Manifest, known: set, *, resume, overwrite)
     """Raise ``FileExistsError`` if writing ``job`` would replace, without ``overwrite``, a
     figure of an earlier export made with other parameters (or any, with ``resume=False``) or
     a file vizkit did not write."""
-    own = set(manifest.pending)
+    own = set()  # paths of this figure's earlier entries (besides the pending ones)
+    folder = os.fspath(manifest.folder)
     for fmt in job.files:
         old = manifest.by_key(group.key(job.image_id, fmt))
         if old is None:
@@ -61,7 +62,9 @@ def _check_job(group, job, manifest: Manifest, known: set, *, resume, overwrite)
                     "or resume=False")  # fmt: skip
         own |= {old.path, old.thumbnail}
     for path in (*job.files.values(), job.thumbnail):
-        if overwrite or path in own or not manifest.folder.joinpath(path).exists():
+        if overwrite or path in own or path in manifest.pending:
+            continue
+        if not os.path.exists(os.path.join(folder, path)):  # (strings: many figures a second)
             continue
         if path in known:
             why = "made by an earlier export with other parameters, or resume=False"
@@ -114,6 +117,7 @@ class Writer:
         self.plans = {p.name: p for p in plans}
         self.pipeline: Pipeline | None = None
         self.files_root = Path(files_root) if files_root is not None else manifest.folder
+        self._root = os.fspath(self.files_root)
         # Worker processes outlive an export; they take the umask of this one with each task.
         if umask is None and settings.matplotlib:
             umask = current_umask()
@@ -145,6 +149,7 @@ class Writer:
             result = call(method, ctx, group.layer, group.options)
         share = (time.perf_counter() - start) / len(jobs)
         self.manifest.mark_pending(p for job in jobs for p in (*job.files.values(), job.thumbnail))
+        tasks, tags = [], []
         for row, (job, info) in enumerate(zip(jobs, infos, strict=True)):
             item = result[row] if method.per_image else result
             image = ctx.images[row] if method.per_image else None
@@ -153,18 +158,20 @@ class Writer:
                 result=item,
                 image=image,
                 title=matplotlib_title(group, job.image) if self.settings.matplotlib else "",
-                files={f: str(self._abs(p)) for f, p in job.files.items()},
-                thumbnail=str(self._abs(job.thumbnail)),
+                files={f: self.abs_path(p) for f, p in job.files.items()},
+                thumbnail=self.abs_path(job.thumbnail),
                 style=self.settings.style,
                 dpi=self.settings.dpi,
                 thumbnail_size=self.settings.thumbnail_size,
                 umask=self.umask,
             )
-            self.pipeline.submit(task, ("figure", group, job, info, share))
+            tasks.append(task)
+            tags.append(("figure", group, job, info, share))
+        self.pipeline.submit_figures(tasks, tags)
 
-    def _abs(self, rel: str) -> Path:
+    def abs_path(self, rel: str) -> str:
         # Report paths are made of slugs (UniqueNames): they cannot leave the folder.
-        return self.files_root.joinpath(rel)
+        return os.path.join(self._root, rel)
 
 
 class Run:
@@ -297,7 +304,7 @@ class Run:
         path = info["path"]
         check_free_path(self.manifest, path, self.known, self.overwrite)
         self.manifest.mark_pending([path])
-        task = ImageTask(image, str(self.writer._abs(path)), self.writer.umask)
+        task = ImageTask(image, self.writer.abs_path(path), self.writer.umask)
         self.writer.pipeline.submit(task, ("image", plan.name, image_id, info))
 
     # -- per-layer methods --------------------------------------------------------------------
@@ -391,7 +398,8 @@ class Run:
     # -- clean-up -------------------------------------------------------------------------------
     def remove_stale(self) -> None:
         """Remove the figures of this export's (model, method) pairs that it did not make now,
-        and input images no figure uses any more: the report shows what the manifest lists."""
+        input images no figure uses any more, and files an interrupted run left unfinished:
+        the report shows what the manifest lists."""
         manifest = self.manifest
         pairs = {(p.name, g.method) for p in self.plans for g in p.groups}
         stale = [
@@ -411,10 +419,12 @@ class Run:
             for image_id, info in manifest.images.get(plan.name, {}).items()
             if image_id not in used.get(plan.name, set()) and info.get("path")
         }
-        if not gone and not inputs:
+        # Files an interrupted run started (pending) that this run did not make again.
+        unfinished = {rel for rel in manifest.pending if rel not in self.planned}
+        if not gone and not inputs and not unfinished:
             return
-        manifest.drop(gone | inputs)
-        for rel in gone | inputs | {e.thumbnail for e in stale if e.thumbnail}:
+        manifest.drop(gone | inputs | unfinished)
+        for rel in gone | inputs | unfinished | {e.thumbnail for e in stale if e.thumbnail}:
             if rel not in self.planned:
                 try:
                     os.unlink(contained(manifest.folder, *rel.split("/")))
