@@ -43,10 +43,10 @@ What limits these ratios:
 * **Deletion / insertion / muFidelity**: the masked copies of a chunk are made by one NumPy
   select and scored in one compiled call. Building them inside the compiled call instead
   (broadcast compare and select) measured 1.34-1.38x the limit against 1.17-1.20x for the
-  select (alternating A/B, deletion, 32 images), so the select stays. The rest of the
-  overhead is the stable per-image ranking of the 4096 pixels (one argsort, about 7 ms, 5 % of
-  the limit) and the per-call cost of 17 calls of 22 copies (with `batch_size=64`, 7 calls:
-  about 0.1 lower).
+  select (alternating A/B, deletion, 32 images), so the select stays. The per-image ranking
+  of the 4096 pixels must be stable (ties in pixel order, the same on every CPU): one sort of
+  64-bit keys (the value's bits above the pixel index) instead of a stable argsort of the
+  values takes it from 7.5 to 2.7 ms; the copies go 88 a call (8 images x 11 steps, 4 calls).
 * **Randomisation**: besides the passes, every new map is ranked for the Spearman correlation,
   in a worker thread while the next maps are computed (before: 1.5-1.9x the limit). The
   ranking was the largest cost left (a third of the overhead, measured by replacing it with a

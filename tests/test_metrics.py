@@ -413,3 +413,23 @@ def test_average_ranks_match_scipy():
     rows[0] = 0.0  # one run over a whole row
     for values in (rows, rows.astype(np.float32), rng.normal(size=(2, 5))):
         np.testing.assert_array_equal(average_ranks(values), rankdata(values, axis=1))
+
+
+def test_pixel_ranks_are_a_stable_descending_order():
+    from vizkit.metrics.perturbation import pixel_ranks
+
+    rng = np.random.default_rng(11)
+    maps = np.round(rng.normal(size=(5, 9, 7)), 1).astype(np.float32)  # many ties
+    maps[0, 0, :3] = np.nan
+    maps[1, 1, :2], maps[1, 1, 2:4] = -0.0, 0.0  # equal values: index order
+    maps[2, 0, :2], maps[2, 1, :2] = np.inf, -np.inf
+    maps[3] = 7.0
+    for values in (maps, maps.astype(np.float16), maps.astype(np.float64)):
+        flat = np.asarray(values, np.float64).reshape(5, -1)
+        # The reference: a plain Python sort on (-value, index), NaN as -inf.
+        expected = np.empty(flat.shape, np.int32)
+        for i, row in enumerate(flat):
+            key = [(-(-np.inf if np.isnan(v) else v), j) for j, v in enumerate(row)]
+            for place, (_, j) in enumerate(sorted(key)):
+                expected[i, j] = place
+        np.testing.assert_array_equal(pixel_ranks(values), expected.reshape(values.shape))
