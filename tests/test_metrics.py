@@ -224,12 +224,16 @@ def test_deletion_is_batched_not_one_pass_per_step_and_image():
     rng = np.random.default_rng(4)
     x = rng.random((32, 12, 12, 1), dtype=np.float32)
     maps = rng.random((32, 12, 12))
-    deletion(model, x, maps, steps=10, batch_size=32)
+    values = deletion(model, x, maps, steps=10, batch_size=32)
     calls, seen = count.calls.numpy(), count.seen.numpy()
-    # 32 images for the predicted classes, then 32 x 11 copies in chunks of <= 32 inputs
-    # (2 images x 11 copies per call): 1 + 16 calls, not 32 x 11.
-    assert seen == 32 + 32 * 11
-    assert calls == 1 + 16
+    # 32 x 11 copies in chunks of <= 32 inputs (2 images x 11 copies per call): 16 calls, not
+    # 32 x 11; the predicted classes are read off the copies that are the images themselves.
+    assert seen == 32 * 11
+    assert calls == 16
+    predicted = model.predict(x, verbose=0).argmax(axis=1)
+    np.testing.assert_array_equal(values, deletion(model, x, maps, predicted, steps=10))
+    revealed = insertion(model, x, maps, steps=10)  # the image itself is the last copy
+    np.testing.assert_array_equal(revealed, insertion(model, x, maps, predicted, steps=10))
 
 
 def test_default_batch_size_grows_for_small_images():
@@ -238,9 +242,9 @@ def test_default_batch_size_grows_for_small_images():
     x = rng.random((32, 12, 12, 1), dtype=np.float32)
     deletion(model, x, rng.random((32, 12, 12)), steps=10)
     # 12x12x1 inputs are small: the default is 128 inputs a call, 11 images x 11 copies,
-    # so 1 + ceil(32 / 11) calls.
-    assert count.seen.numpy() == 32 + 32 * 11
-    assert count.calls.numpy() == 1 + 3
+    # so ceil(32 / 11) calls.
+    assert count.seen.numpy() == 32 * 11
+    assert count.calls.numpy() == 3
 
 
 def test_mufidelity_is_one_for_exact_linear_attributions_and_seeded():

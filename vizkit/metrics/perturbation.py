@@ -264,12 +264,16 @@ def _area(
     steps = positive_int(steps, "steps")
     maps = check_attributions(attributions, x)
     base = check_baseline(baseline, x, blur_sigma)
-    p = prepare(model, x, targets, logits=False, preprocess=preprocess, batch_size=batch_size)
+    # No targets: the predicted class, read off the one copy that is the image itself (the
+    # first of deletion, the last of insertion) instead of a pass of its own.
+    predicted = targets is None
+    p = prepare(model, x, 0 if predicted else targets, logits=False, preprocess=preprocess,
+                batch_size=batch_size)  # fmt: skip
     ranks = pixel_ranks(maps)
     counts = pixel_counts(ranks[0].size, steps)
     fn = predict_fn(model, p.tap, p.x)
     first, second = (base, p.x) if mode == "insertion" else (p.x, base)
-    curves = np.empty((len(p.x), steps + 1), np.float32)
+    scores = None  # (N, steps + 1, classes)
 
     def masked(imgs, points):
         hit = ranks[imgs, None] < counts[None, points, None, None]  # (n, k, H, W)
@@ -277,13 +281,23 @@ def _area(
 
     chunks = (masked(i, k) for i, k in plan_chunks(len(p.x), steps + 1, p.batch_size))
     for imgs, points, copies in prefetched(chunks):  # the next copies while the model runs
-        curves[imgs, points] = _class_scores(fn, copies, p.aux[imgs])
+        out = _scores(fn, copies)
+        if scores is None:
+            scores = np.empty((len(p.x), steps + 1, out.shape[-1]), np.float32)
+        scores[imgs, points] = out
+    aux = scores[:, 0 if mode == "deletion" else steps].argmax(axis=1) if predicted else p.aux
+    curves = np.take_along_axis(scores, aux[:, None, None], axis=2)[..., 0]
     values = curve_area(curves)
     return (values, curves) if return_curve else values
 
 
 def _class_scores(fn, copies: np.ndarray, aux: np.ndarray) -> np.ndarray:
-    """``(n, k)`` target-class scores of ``copies`` ``(n, k, H, W, C)`` in one compiled call."""
+    """``(n, k)`` scores of class ``aux[i]`` for image ``i``'s copies ``(n, k, H, W, C)``."""
+    return np.take_along_axis(_scores(fn, copies), aux[:, None, None], axis=2)[..., 0]
+
+
+def _scores(fn, copies: np.ndarray) -> np.ndarray:
+    """``(n, k, classes)`` model outputs of ``copies`` ``(n, k, H, W, C)`` in one compiled call."""
     n, k = copies.shape[:2]
-    out = fn(tf.constant(copies.reshape(n * k, *copies.shape[2:]))).numpy().reshape(n * k, -1)
-    return out[np.arange(n * k), np.repeat(aux, k)].reshape(n, k)
+    out = fn(tf.constant(copies.reshape(n * k, *copies.shape[2:]))).numpy()
+    return out.reshape(n, k, -1)
