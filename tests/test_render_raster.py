@@ -225,7 +225,9 @@ def test_heat_maps_drawn_together_equal_heat_maps_drawn_one_by_one():
     together = raster.render_many("heatmap", list(maps), list(images))
     for i, picture in enumerate(together):
         alone = raster.draw_heatmap(maps[i], images[i])  # a coarse map, stretched to 28x28
-        np.testing.assert_array_equal(picture.pixels, alone.pixels)
+        # Within one level: OpenCV's blend may round a pixel in its vector loop in one array
+        # and in its scalar tail in the other.
+        np.testing.assert_allclose(picture.pixels.astype(int), alone.pixels.astype(int), atol=1)
         assert picture.notes == alone.notes and picture.blocks == alone.blocks
     columns = rng.random((3, 8, 8, 4)).astype(np.float32)
     no_image = raster.render_many("hypercolumn", list(columns))
