@@ -6,6 +6,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..core.checks import number_in
+
 
 def plot_heatmap(
     heatmap,
@@ -33,8 +35,7 @@ def plot_heatmap(
         hm = hm[..., 0]
     if hm.ndim != 2:
         raise ValueError(f"heatmap must have shape (H, W), got {hm.shape}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    alpha = number_in(alpha, "alpha", 0.0, 1.0)
     if ax is None:
         ax = Figure(figsize=(4, 4), layout="constrained").add_subplot()
     extent = None

@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..core.checks import number_in
 from .encode import encode_png, encode_upscaled_png, shrink
 
 # Heat maps are upscaled until their short side reaches this: 28x28 digits become 140x140,
@@ -172,8 +173,7 @@ def upscale(pixels: np.ndarray, factor: int) -> np.ndarray:
 
 def blend(base: np.ndarray, top: np.ndarray, alpha: float) -> np.ndarray:
     """``(1 - alpha) * base + alpha * top``, rounded to uint8 (both RGB uint8 of one shape)."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    alpha = number_in(alpha, "alpha", 0.0, 1.0)
     return cv2.addWeighted(base, 1.0 - alpha, top, alpha, 0.0)
 
 
@@ -284,8 +284,7 @@ def draw_heatmaps(
         hm = hm[..., 0]
     if hm.ndim != 3:
         raise ValueError(f"heatmaps must have shape (N, H, W), got {hm.shape}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    alpha = number_in(alpha, "alpha", 0.0, 1.0)
     base = None if images is None else rgb_stack(images)
     if base is not None and len(base) != len(hm):
         raise ValueError(f"got {len(hm)} heat maps for {len(base)} images")
