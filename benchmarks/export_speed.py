@@ -251,7 +251,7 @@ def main(argv=None) -> int:
         "compute: drawing and writing the files (about 40 ms of CPU, on 2 cores TensorFlow "
         "also uses), the journal and captions (about 10 ms), the HTML pages (about 7 ms). "
         "lenet-ram shows the disk's share. Across runs on this shared machine the lenet ratio "
-        "ranged 1.15-1.52 this session: A/B over 21 alternating rounds in one process gave 1.25 with the "
+        "ranged 1.15-1.69 this session: A/B over 21 alternating rounds in one process gave 1.25 with the "
         "files on disk and 1.19 in memory; back-to-back benchmark runs drift upwards as the "
         "disk's background work on earlier runs' removed folders (the volume is mounted with "
         "online discard) grows. On mobilenetv2 the model dominates and the export runs at its "
