@@ -64,3 +64,14 @@ def flag(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def map_array(values, ndim: int, name: str, shape: str) -> np.ndarray:
+    """``values`` as float32 maps of ``ndim`` axes (a trailing axis of length 1 dropped);
+    ``shape`` names the expected shape in the error, e.g. ``"(H, W)"``."""
+    arr = np.asarray(values, dtype=np.float32)
+    if arr.ndim == ndim + 1 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    return arr

@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..core.checks import number_in
+from ..core.checks import map_array, number_in
 
 
 def plot_heatmap(
@@ -30,11 +30,7 @@ def plot_heatmap(
     Axes
         ``ax`` or the single Axes of a new :class:`matplotlib.figure.Figure`.
     """
-    hm = np.asarray(heatmap, dtype=np.float32)
-    if hm.ndim == 3 and hm.shape[-1] == 1:
-        hm = hm[..., 0]
-    if hm.ndim != 2:
-        raise ValueError(f"heatmap must have shape (H, W), got {hm.shape}")
+    hm = map_array(heatmap, 2, "heatmap", "(H, W)")
     alpha = number_in(alpha, "alpha", 0.0, 1.0)
     if ax is None:
         ax = Figure(figsize=(4, 4), layout="constrained").add_subplot()

@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..core.checks import number_in
+from ..core.checks import map_array, number_in
 from .encode import encode_png, encode_upscaled_png, shrink
 
 # Heat maps are upscaled until their short side reaches this: 28x28 digits become 140x140,
@@ -255,15 +255,11 @@ def draw_heatmap(
     until its short side reaches ``side``, so a 28x28 digit's saliency shows one block per
     pixel the model sees. Without an image the coloured map is drawn alone (``alpha`` unused).
     """
-    hm = np.asarray(heatmap, dtype=np.float32)
-    if hm.ndim == 3 and hm.shape[-1] == 1:
-        hm = hm[..., 0]
-    if hm.ndim != 2:
-        raise ValueError(f"heatmap must have shape (H, W), got {hm.shape}")
+    hm = map_array(heatmap, 2, "heatmap", "(H, W)")
     images = None if image is None else to_rgb(image)[None]
-    return draw_heatmaps(hm[None], images, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax, side=side)[
-        0
-    ]
+    style = {"cmap": cmap, "alpha": alpha, "vmin": vmin, "vmax": vmax, "side": side}
+    (picture,) = draw_heatmaps(hm[None], images, **style)
+    return picture
 
 
 def draw_heatmaps(
@@ -279,11 +275,7 @@ def draw_heatmaps(
     """:func:`draw_heatmap` of ``N`` maps ``(N, h, w)`` over ``N`` images ``(N, H, W[, C])``
     (or alone) at once: the same pictures, in a few array operations instead of a few per map
     (the export draws a chunk's maps of one method together)."""
-    hm = np.asarray(heatmaps, dtype=np.float32)
-    if hm.ndim == 4 and hm.shape[-1] == 1:
-        hm = hm[..., 0]
-    if hm.ndim != 3:
-        raise ValueError(f"heatmaps must have shape (N, H, W), got {hm.shape}")
+    hm = map_array(heatmaps, 3, "heatmaps", "(N, H, W)")
     alpha = number_in(alpha, "alpha", 0.0, 1.0)
     base = None if images is None else rgb_stack(images)
     if base is not None and len(base) != len(hm):
